@@ -1,0 +1,59 @@
+"""Reference forecasters scored on the same footing as :class:`snfseq.SequenceFlow`.
+
+Both report the negative log-likelihood of the horizon frames per feature, in data units, as
+:meth:`snfseq.SequenceFlow.nll` does, so the numbers compare directly.
+
+Example:
+    >>> import torch
+    >>> train, test = torch.randn(50, 10, 3), torch.randn(20, 10, 3)
+    >>> GaussianBaseline().fit(train).nll(test, context=4).shape
+    torch.Size([20])
+"""
+
+from __future__ import annotations
+
+__all__ = ["GaussianBaseline", "RandomWalkBaseline"]
+
+import math
+
+import torch
+from torch import Tensor
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def _gaussian_nll(x: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+    return 0.5 * (((x - loc) / scale) ** 2 + _LOG_2PI) + scale.log()
+
+
+class GaussianBaseline:
+    """Independent Gaussian per feature, fitted to all training frames (ignores time)."""
+
+    def fit(self, windows: Tensor) -> GaussianBaseline:
+        """Fits on ``Tensor[N, T, D]``."""
+        frames = torch.as_tensor(windows, dtype=torch.float64).reshape(-1, windows.shape[-1])
+        self.loc = frames.mean(0)
+        self.scale = frames.std(0).clamp_min(1e-12)
+        return self
+
+    def nll(self, windows: Tensor, context: int) -> Tensor:
+        """Mean NLL per feature of frames ``context..T-1`` of each window: ``Tensor[N]``."""
+        horizon = torch.as_tensor(windows, dtype=torch.float64)[:, context:]
+        return _gaussian_nll(horizon, self.loc, self.scale).mean((1, 2)).float()
+
+
+class RandomWalkBaseline:
+    """``x_t ~ N(x_{t-1}, sigma^2)`` per feature: the persistence forecast with Gaussian steps."""
+
+    def fit(self, windows: Tensor) -> RandomWalkBaseline:
+        """Fits the step scale on ``Tensor[N, T, D]``."""
+        steps = torch.as_tensor(windows, dtype=torch.float64).diff(dim=1)
+        self.scale = steps.reshape(-1, steps.shape[-1]).std(0).clamp_min(1e-12)
+        return self
+
+    def nll(self, windows: Tensor, context: int) -> Tensor:
+        """Teacher-forced NLL per feature of frames ``context..T-1``: ``Tensor[N]``."""
+        x = torch.as_tensor(windows, dtype=torch.float64)
+        return (
+            _gaussian_nll(x[:, context:], x[:, context - 1 : -1], self.scale).mean((1, 2)).float()
+        )

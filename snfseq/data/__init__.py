@@ -1,0 +1,36 @@
+"""Keypoint data: bundled real datasets, user keypoint files, windows and splits.
+
+Importing this package is cheap: MediaPipe, OpenCV and pybullet are imported only when a
+dataset is first built.
+"""
+
+from .cache import cache_dir
+from .datasets import (
+    FACE_VIDEOS,
+    MOCAP_JOINTS,
+    face_sequences,
+    face_video,
+    load_face,
+    load_mocap,
+    mocap_clips,
+    mocap_sequences,
+)
+from .io import load_keypoints, save_keypoints
+from .windows import make_windows, split_sequences, to_array
+
+__all__ = [
+    "cache_dir",
+    "load_face",
+    "face_sequences",
+    "face_video",
+    "FACE_VIDEOS",
+    "load_mocap",
+    "mocap_clips",
+    "mocap_sequences",
+    "MOCAP_JOINTS",
+    "load_keypoints",
+    "save_keypoints",
+    "to_array",
+    "make_windows",
+    "split_sequences",
+]

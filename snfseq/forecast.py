@@ -1,0 +1,135 @@
+"""The result of a sample forecast: samples, summaries, importance weights, xarray export.
+
+Example:
+    >>> import torch
+    >>> fc = Forecast(samples=torch.randn(100, 2, 5, 3))
+    >>> fc.mean.shape, fc.quantile(0.9).shape
+    (torch.Size([2, 5, 3]), torch.Size([2, 5, 3]))
+    >>> fc.to_xarray().dims
+    ('sample', 'series', 'time', 'feature')
+"""
+
+from __future__ import annotations
+
+__all__ = ["Forecast", "kish_ess"]
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import Tensor
+
+
+def kish_ess(log_weights: Tensor, dim: int = 0) -> Tensor:
+    """Kish effective sample size ``(sum w)^2 / sum w^2`` of unnormalised log-weights.
+
+    Example:
+        >>> kish_ess(torch.zeros(10, 3))
+        tensor([10., 10., 10.])
+    """
+    log_w = log_weights - log_weights.amax(dim, keepdim=True)
+    return torch.exp(2 * torch.logsumexp(log_w, dim) - torch.logsumexp(2 * log_w, dim))
+
+
+@dataclass
+class Forecast:
+    """Sample paths of a forecast.
+
+    Attributes:
+        samples: ``Tensor[S, B, H, D]``: S sample paths for B series, H steps, D features, in
+            data units. Every sample is its own trajectory.
+        log_weights: ``Tensor[S, B]`` path log-weights of a stochastic refinement (unnormalised;
+            None without refinement). Self-normalised over S they turn sample averages into
+            estimates under the refinement's target.
+        step_log_weights: ``Tensor[S, B, H]``: the per-step increments that sum to
+            ``log_weights``.
+        trace: The refinement trace (:class:`snfseq.snf.Trace`), when recording was asked for.
+        feature_names: Optional names of the D features, used by :meth:`to_xarray`.
+    """
+
+    samples: Tensor
+    log_weights: Tensor | None = None
+    step_log_weights: Tensor | None = None
+    trace: Any = None
+    feature_names: Sequence[str] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.samples.dim() != 4:
+            raise ValueError(
+                f"samples must be Tensor[S, B, H, D], got shape {tuple(self.samples.shape)}"
+            )
+
+    @property
+    def num_samples(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def horizon(self) -> int:
+        return self.samples.shape[2]
+
+    @property
+    def weights(self) -> Tensor | None:
+        """Self-normalised importance weights ``Tensor[S, B]`` (None without refinement)."""
+        if self.log_weights is None:
+            return None
+        return torch.softmax(self.log_weights, dim=0)
+
+    @property
+    def ess(self) -> Tensor | None:
+        """Kish effective sample size per series ``Tensor[B]`` (None without refinement)."""
+        return None if self.log_weights is None else kish_ess(self.log_weights)
+
+    @property
+    def step_ess(self) -> Tensor | None:
+        """Kish ESS of each forecast step's own weights ``Tensor[B, H]`` (None without them).
+
+        Path weights multiply over the horizon, so the ESS of :attr:`log_weights` shrinks with
+        H; the per-step ESS says how far each single refinement moved the samples.
+        """
+        return None if self.step_log_weights is None else kish_ess(self.step_log_weights)
+
+    @property
+    def mean(self) -> Tensor:
+        """Unweighted sample mean ``Tensor[B, H, D]``."""
+        return self.samples.mean(0)
+
+    def weighted_mean(self) -> Tensor:
+        """Importance-weighted mean ``Tensor[B, H, D]`` (the plain mean without weights)."""
+        weights = self.weights
+        if weights is None:
+            return self.mean
+        return torch.einsum("sb,sbhd->bhd", weights.to(self.samples.dtype), self.samples)
+
+    def quantile(self, q: float | Sequence[float] | Tensor) -> Tensor:
+        """Sample quantiles over S: ``Tensor[B, H, D]``, or ``Tensor[Q, B, H, D]`` for several."""
+        qs = torch.as_tensor(q, dtype=self.samples.dtype, device=self.samples.device)
+        if bool(((qs < 0) | (qs > 1)).any()):
+            raise ValueError(f"quantile levels must lie in [0, 1], got {q}")
+        return torch.quantile(self.samples, qs, dim=0)
+
+    def to_xarray(self, time: Sequence[Any] | np.ndarray | None = None) -> xr.DataArray:
+        """Samples as a DataArray with dims ``(sample, series, time, feature)``.
+
+        Log-weights, when present, ride along as a ``log_weight`` coordinate on
+        ``(sample, series)``.
+        """
+        num_samples, series, horizon, features = self.samples.shape
+        coords: dict[str, Any] = {
+            "sample": np.arange(num_samples),
+            "series": np.arange(series),
+            "time": np.arange(horizon) if time is None else np.asarray(time),
+            "feature": (
+                np.arange(features) if self.feature_names is None else list(self.feature_names)
+            ),
+        }
+        if self.log_weights is not None:
+            coords["log_weight"] = (("sample", "series"), self.log_weights.detach().cpu().numpy())
+        return xr.DataArray(
+            self.samples.detach().cpu().numpy(),
+            dims=("sample", "series", "time", "feature"),
+            coords=coords,
+            name="forecast",
+        )

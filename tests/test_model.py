@@ -1,0 +1,180 @@
+"""SequenceFlow: training on real face landmarks, forecasting, persistence, input errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from snfseq import Forecast, Refinement, SequenceFlow
+from snfseq.baselines import GaussianBaseline, RandomWalkBaseline
+
+CONTEXT, HORIZON = 8, 8  # as in conftest.py
+
+
+def test_training_lowers_held_out_nll_below_gaussian_baseline(face_split, trained_model) -> None:
+    train, test = face_split["train"], face_split["test"]
+    untrained = SequenceFlow(
+        features=train.shape[-1],
+        hidden=48,
+        layers=1,
+        dropout=0.0,
+        context_size=16,
+        transforms=3,
+        flow_hidden=(48, 48),
+    )
+    untrained.normalizer.fit(train, CONTEXT)
+    before = untrained.nll(test, CONTEXT).mean().item()
+    after = trained_model.nll(test, CONTEXT).mean().item()
+    gaussian = GaussianBaseline().fit(train).nll(test, CONTEXT).mean().item()
+    random_walk = RandomWalkBaseline().fit(train).nll(test, CONTEXT).mean().item()
+    print(
+        f"held-out NLL/dim: untrained {before:.3f}, trained {after:.3f}, "
+        f"gaussian {gaussian:.3f}, random walk {random_walk:.3f}"
+    )
+    assert after < before
+    assert after < gaussian
+
+
+def test_fit_returns_history_and_restores_best(face_split) -> None:
+    model = SequenceFlow(
+        features=20, hidden=16, layers=2, dropout=0.1, transforms=2, flow_hidden=(16,), cell="lstm"
+    )
+    history = model.fit(
+        face_split["train"][:60],
+        context=CONTEXT,
+        epochs=3,
+        progress=False,
+        val_windows=face_split["test"][:10],
+    )
+    assert len(history.train_loss) == len(history.val_nll) <= 3
+    assert 0 <= history.best_epoch < 3
+    assert list(history.to_pandas().columns) == ["train_loss", "lr", "val_loss", "val_nll"]
+
+
+def test_forecast_shapes_and_summaries(trained_model, face_split) -> None:
+    context = face_split["test"][:3, :CONTEXT]
+    fc = trained_model.forecast(context, horizon=HORIZON, num_samples=25, seed=0)
+    assert isinstance(fc, Forecast)
+    assert fc.samples.shape == (25, 3, HORIZON, 20)
+    assert fc.log_weights is None and fc.trace is None
+    assert fc.quantile([0.1, 0.9]).shape == (2, 3, HORIZON, 20)
+    assert fc.to_xarray().dims == ("sample", "series", "time", "feature")
+    # A single [T, D] context is one series.
+    assert trained_model.forecast(context[0], horizon=2, num_samples=4).samples.shape == (
+        4,
+        1,
+        2,
+        20,
+    )
+    # Samples are distinct trajectories and the forecast is in data units near the context.
+    assert fc.samples.std(0).mean() > 0
+    assert (fc.mean[:, 0] - context[:, -1]).abs().mean() < 5 * context.std()
+
+
+@pytest.mark.parametrize("refinement", [None, Refinement.paper(), Refinement(kernel="hmc")])
+def test_series_never_mix(trained_model, face_split, refinement) -> None:
+    context = face_split["test"][:4, :CONTEXT].clone()
+    base = trained_model.forecast(context, horizon=4, num_samples=16, refinement=refinement, seed=3)
+    context[0] += 0.05  # change series 0 only
+    moved = trained_model.forecast(
+        context, horizon=4, num_samples=16, refinement=refinement, seed=3
+    )
+    assert not torch.allclose(base.samples[:, 0], moved.samples[:, 0])
+    torch.testing.assert_close(base.samples[:, 1:], moved.samples[:, 1:], atol=1e-5, rtol=1e-5)
+
+
+def test_every_sample_keeps_its_own_state(trained_model, face_split) -> None:
+    context = face_split["test"][:1, :CONTEXT]
+    fc = trained_model.forecast(context, horizon=6, num_samples=200, seed=1)
+    # With per-sample states, the spread of a path's later frames depends on its own earlier
+    # frames: consecutive deltas of one path are correlated across samples.
+    first = fc.samples[:, 0, 0] - context[0, -1]
+    last = fc.samples[:, 0, -1] - context[0, -1]
+    corr = torch.corrcoef(torch.stack([first.flatten(), last.flatten()]))[0, 1]
+    assert corr > 0.2
+
+
+def test_seeded_forecasts_repeat_and_save_load_round_trip(
+    trained_model, face_split, tmp_path
+) -> None:
+    context = face_split["test"][:2, :CONTEXT]
+    a = trained_model.forecast(context, horizon=3, num_samples=8, seed=7)
+    b = trained_model.forecast(context, horizon=3, num_samples=8, seed=7)
+    torch.testing.assert_close(a.samples, b.samples, rtol=0, atol=0)
+    path = trained_model.save(tmp_path / "model.pt")
+    loaded = SequenceFlow.load(path)
+    assert loaded.config == trained_model.config
+    c = loaded.forecast(context, horizon=3, num_samples=8, seed=7)
+    torch.testing.assert_close(a.samples, c.samples, rtol=0, atol=0)
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(
+    trained_model, tmp_path, monkeypatch
+) -> None:
+    path = trained_model.save(tmp_path / "model.pt")
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        trained_model.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_corrupt_foreign_and_mismatched_checkpoints(trained_model, tmp_path) -> None:
+    path = trained_model.save(tmp_path / "good.pt")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match="not a readable snfseq checkpoint"):
+        SequenceFlow.load(truncated)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00not a checkpoint at all" * 10)
+    with pytest.raises(ValueError, match="not a readable snfseq checkpoint"):
+        SequenceFlow.load(garbage)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(ValueError, match="not an snfseq SequenceFlow checkpoint"):
+        SequenceFlow.load(foreign)
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["hidden"] = 64
+    tampered = tmp_path / "tampered.pt"
+    torch.save(payload, tampered)
+    with pytest.raises(ValueError, match="does not match its own config"):
+        SequenceFlow.load(tampered)
+    with pytest.raises(FileNotFoundError):
+        SequenceFlow.load(tmp_path / "missing.pt")
+
+
+def test_bad_input_gets_clear_errors(trained_model, face_split) -> None:
+    context = face_split["test"][:2, :CONTEXT].clone()
+    nan_context = context.clone()
+    nan_context[1, 3, 5] = math.nan
+    with pytest.raises(ValueError, match=r"NaN or inf \(first at series 1, frame 3, feature 5\)"):
+        trained_model.forecast(nan_context, horizon=2)
+    with pytest.raises(ValueError, match="has 7 features but the model was built for 20"):
+        trained_model.forecast(context[..., :7], horizon=2)
+    with pytest.raises(ValueError, match="at least 2 are needed"):
+        trained_model.forecast(context[:, :1], horizon=2)
+    with pytest.raises(ValueError, match="empty"):
+        trained_model.forecast(context[:0], horizon=2)
+    with pytest.raises(ValueError, match=r"must be Tensor\[B, T, D\]"):
+        trained_model.forecast(context[0, 0], horizon=2)
+    with pytest.raises(ValueError, match="horizon must be >= 1"):
+        trained_model.forecast(context, horizon=0)
+    with pytest.raises(ValueError, match="num_samples must be >= 1"):
+        trained_model.forecast(context, horizon=2, num_samples=0)
+    with pytest.raises(RuntimeError, match="not trained"):
+        SequenceFlow(features=20, hidden=8, layers=1, transforms=1, flow_hidden=(8,)).forecast(
+            context, horizon=1
+        )
+    with pytest.raises(ValueError, match="NaN or inf"):
+        trained_model.fit(np.full((4, 10, 20), np.nan, dtype=np.float32), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="unknown flow"):
+        SequenceFlow(features=4, flow="glow")
