@@ -3,7 +3,8 @@
 Measures, on a 60-D correlated Gaussian (fixed random SPD precision, standard deviations
 0.5 to 2 along random directions):
 
-* chain-steps per second of RandomWalkMetropolis, MALA and HMC (L = 10) with 10,000 chains;
+* chain-steps per second of RandomWalkMetropolis, MALA and HMC (L = 10, with and without
+  step jitter) with 10,000 chains;
 * bulk effective samples per second (arviz-stats ``ess``, min over four coordinates) of
   those runs and of Pyro's own ``HMC`` (L = 10) and ``NUTS`` on one chain;
 * the cost of one transition at the paper's SNF block shape (100 samples x D = 60) under the
@@ -317,11 +318,11 @@ def main() -> None:
     dim = 60
     if args.quick:
         num_chains, ess_chains, warmup = 1_000, 100, 100
-        steps = {"RWM": 300, "MALA": 200, "HMC L=10": 60}
+        steps = {"RWM": 300, "MALA": 200, "HMC L=10": 60, "HMC L=10 jitter 0.2": 60}
         pyro_warmup, pyro_samples, block_repeats = 50, 100, 200
     else:
         num_chains, ess_chains, warmup = 10_000, 200, 300
-        steps = {"RWM": 3_000, "MALA": 1_000, "HMC L=10": 300}
+        steps = {"RWM": 3_000, "MALA": 1_000, "HMC L=10": 300, "HMC L=10 jitter 0.2": 300}
         pyro_warmup, pyro_samples, block_repeats = 300, 1_000, 2_000
     target = CorrelatedGaussian(dim)
     report: dict[str, Any] = {
@@ -335,6 +336,7 @@ def main() -> None:
         ("RWM", RandomWalkMetropolis(step_size=0.1), 0),
         ("MALA", MALA(step_size=0.05), 1),
         ("HMC L=10", HMC(step_size=0.1, num_steps=10), 10),
+        ("HMC L=10 jitter 0.2", HMC(step_size=0.1, num_steps=10, jitter=0.2), 10),
     ]
     for name, kernel, grads in kernels:
         row = bench_snfseq(

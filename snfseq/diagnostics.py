@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from snfseq.model import SequenceFlow
     from snfseq.snf import Refinement, SNFSample, Trace
 
-SAMPLE_DIMS = ("chain", "draw")
+_SAMPLE_DIMS = ("chain", "draw")
 _MIN_DRAWS = 4
 
 
@@ -95,7 +95,7 @@ def _tree(
     """
     import arviz_base
 
-    sampled = {k: v for k, v in stats.items() if tuple(v[0][:2]) == SAMPLE_DIMS}
+    sampled = {k: v for k, v in stats.items() if tuple(v[0][:2]) == _SAMPLE_DIMS}
     dims = {var_name: list(state_dims)} | {k: list(d[2:]) for k, (d, _) in sampled.items()}
     used = set(state_dims).union(*(d for d, _ in sampled.values()))
     tree = arviz_base.from_dict(
@@ -566,6 +566,7 @@ class Summary:
 
     @property
     def header(self) -> str:
+        """One line saying what the table holds."""
         return (
             f"{self.var_name}: {self.num_chains} chains x {self.num_draws} draws "
             f"(rank-normalised split R-hat, bulk/tail ESS; max/min over features)"
@@ -603,10 +604,10 @@ def _variable(tree: xr.DataTree, var_name: str | None) -> xr.DataArray:
     if var_name not in posterior:
         raise ValueError(f"no variable {var_name!r} in the posterior ({list(posterior)})")
     values = posterior[var_name]
-    missing = [d for d in SAMPLE_DIMS if d not in values.dims]
+    missing = [d for d in _SAMPLE_DIMS if d not in values.dims]
     if missing:
         raise ValueError(f"{var_name!r} lacks the sample dims {missing}")
-    return values.transpose(*SAMPLE_DIMS, ...)
+    return values.transpose(*_SAMPLE_DIMS, ...)
 
 
 def summary(data: Any, *, var_name: str | None = None) -> Summary:
@@ -633,7 +634,8 @@ def summary(data: Any, *, var_name: str | None = None) -> Summary:
         >>> from snfseq import kernels
         >>> from snfseq.energy import StandardNormal
         >>> kernel = kernels.HMC(step_size=0.3, num_steps=5, adapt_step_size=False)
-        >>> tree = sample_chains(kernel, StandardNormal(), torch.randn(4, 2), 100, seed=1)
+        >>> init = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+        >>> tree = sample_chains(kernel, StandardNormal(), init, 100, seed=1)
         >>> result = summary(tree)
         >>> bool(result.table["r_hat_max"].iloc[0] < 1.05)
         True
@@ -659,8 +661,8 @@ def summary(data: Any, *, var_name: str | None = None) -> Summary:
         warnings.simplefilter("ignore", RuntimeWarning)
         detail = xr.Dataset(
             {
-                "mean": plain.mean(SAMPLE_DIMS),
-                "sd": plain.std(SAMPLE_DIMS, ddof=1),
+                "mean": plain.mean(_SAMPLE_DIMS),
+                "sd": plain.std(_SAMPLE_DIMS, ddof=1),
                 "r_hat": arviz_stats.rhat(plain, method="rank"),
                 "ess_bulk": arviz_stats.ess(plain, method="bulk"),
                 "ess_tail": arviz_stats.ess(plain, method="tail"),
@@ -668,7 +670,7 @@ def summary(data: Any, *, var_name: str | None = None) -> Summary:
                 "mcse_sd": arviz_stats.mcse(plain, method="sd"),
             }
         )
-    position_dims = [str(d) for d in values.dims if d not in (*SAMPLE_DIMS, "feature")]
+    position_dims = [str(d) for d in values.dims if d not in (*_SAMPLE_DIMS, "feature")]
     over = [d for d in ("feature",) if d in detail.dims]
     table = xr.Dataset(
         {
@@ -762,14 +764,24 @@ def _selection(
     return xr.DataTree.from_dict({"posterior": selected.to_dataset()})
 
 
-def _arviz_figure(plot: str, subset: xr.DataTree) -> Figure:
+def _detached(figure: Figure) -> Figure:
     import matplotlib.pyplot as plt
 
-    collection = getattr(_arviz_plots(), plot)(subset, backend="matplotlib", color=_chain_colors())
-    figure = collection.viz["figure"].item()
-    # Detached from pyplot, so that a notebook shows the returned figure once.
+    # Figures are made through pyplot, which sets up a notebook's inline display, and then
+    # detached from it, so that a notebook shows the returned figure once and nothing leaks.
     plt.close(figure)
     return figure
+
+
+def _new_figure(**options: Any) -> Figure:
+    import matplotlib.pyplot as plt
+
+    return _detached(plt.figure(**options))
+
+
+def _arviz_figure(plot: str, subset: xr.DataTree) -> Figure:
+    collection = getattr(_arviz_plots(), plot)(subset, backend="matplotlib", color=_chain_colors())
+    return _detached(collection.viz["figure"].item())
 
 
 def plot_trace(
@@ -831,8 +843,6 @@ def plot_acceptance(data: Any) -> Figure:
     Returns:
         A matplotlib ``Figure``.
     """
-    from matplotlib.figure import Figure
-
     tree = _as_tree(data)
     if "sample_stats" not in tree.children:
         raise ValueError("the DataTree has no 'sample_stats' group")
@@ -858,7 +868,7 @@ def plot_acceptance(data: Any) -> Figure:
     if "lam" in stats.coords:
         labels = [f"{b}\nlam={lam:.2f}" for b, lam in zip(labels, stats["lam"].values, strict=True)]
 
-    figure = Figure(figsize=(11, 3.8), layout="constrained")
+    figure = _new_figure(figsize=(11, 3.8), layout="constrained")
     rate_axis, energy_axis = figure.subplots(1, 2)
     x = np.arange(len(labels))
     rate_axis.bar(x, per_chain.mean(1), color="C0", alpha=0.4, label="all chains")
@@ -934,8 +944,6 @@ def plot_fan(
         >>> len(figure.axes)
         3
     """
-    from matplotlib.figure import Figure
-
     from snfseq import metrics
 
     if not isinstance(forecast, Forecast):
@@ -962,7 +970,7 @@ def plot_fan(
     )
     names = forecast.feature_names
 
-    figure = Figure(figsize=(9, 2.2 * len(picked)), layout="constrained")
+    figure = _new_figure(figsize=(9, 2.2 * len(picked)), layout="constrained")
     axes = np.atleast_1d(figure.subplots(len(picked), 1, sharex=True, squeeze=False)[:, 0])
     steps = np.arange(1, horizon + 1)
     pairs = len(levels) // 2

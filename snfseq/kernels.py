@@ -649,6 +649,10 @@ class HMC(Kernel):
         target_accept: default 0.65.
         num_steps: leapfrog steps per transition (``L``).
         adjusted: apply the Metropolis correction.
+        jitter: each transition draws every chain's step uniformly from
+            ``step_size * [1 - jitter, 1 + jitter]``, which breaks the resonance of a fixed
+            trajectory length with directions whose period divides it (Neal 2011). The draw
+            ignores the state, so invariance and the path log-weights are unchanged.
 
     Example:
         >>> import torch
@@ -670,14 +674,18 @@ class HMC(Kernel):
         target_accept: float | None = None,
         num_steps: int = 10,
         adjusted: bool = True,
+        jitter: float = 0.0,
     ) -> None:
         super().__init__(
             potential, step_size, adapt_step_size=adapt_step_size, target_accept=target_accept
         )
         if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
             raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
+        if not 0.0 <= jitter < 1.0:
+            raise ValueError(f"jitter must lie in [0, 1), got {jitter}")
         self.num_steps = num_steps
         self.adjusted = adjusted
+        self.jitter = float(jitter)
 
     def _transition(
         self,
@@ -690,6 +698,9 @@ class HMC(Kernel):
     ) -> FullTransition:
         if energy is None or grad is None:
             energy, grad = potential.value_and_grad(z)
+        if self.jitter > 0.0:
+            uniform = torch.rand(z.shape[:-1] + (1,), dtype=z.dtype, device=z.device)
+            step = step * (1.0 + self.jitter * (2.0 * uniform - 1.0))
         momentum0 = torch.randn_like(z)
         momentum = momentum0 - (0.5 * step) * grad
         position = z

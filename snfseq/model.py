@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from snfseq import __version__
 from snfseq.flows import FLOW_KINDS, ConditionalFlow, build_flow

@@ -281,8 +281,9 @@ class Refinement:
             target = self.target_energy(yhat)
         base = energies.StandardNormal()
         blocks = self.blocks(flow.num_layers)
-        lambdas = self.lambdas(len(blocks)).to(z)
-        sizes = self.step_sizes(len(blocks)).to(z)
+        # Plain floats: they are configuration, and tensors would cost a conversion per call.
+        lambdas = self.lambdas(len(blocks)).tolist()
+        sizes = self.step_sizes(len(blocks)).tolist()
         kernel = None if self.faithful else self.make_kernel()
         log_weight = base(z)
         states: list[Tensor] = []
@@ -326,8 +327,8 @@ class Refinement:
                 energies=torch.stack(energy_record).unflatten(0, (num_blocks, steps)),
                 accepted=torch.stack(accept_record).unflatten(0, (num_blocks, steps)),
                 blocks=blocks,
-                lam=lambdas.cpu(),
-                step_size=sizes.cpu(),
+                lam=torch.tensor(lambdas),
+                step_size=torch.tensor(sizes),
             )
         return RefinementResult(y=y, log_weight=log_weight, trace=trace)
 
@@ -353,7 +354,7 @@ class Refinement:
 
 
 def _faithful_rwm(
-    y: Tensor, energy: energies.Energy, step_size: Tensor, current: Tensor | None
+    y: Tensor, energy: energies.Energy, step_size: float, current: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The published code's random walk: per-COORDINATE accept against a shared energy.
 

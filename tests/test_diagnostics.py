@@ -20,6 +20,9 @@ from snfseq.flows import build_flow
 from snfseq.forecast import Forecast
 from snfseq.snf import Refinement
 
+# arviz-plots 0.8 registers a matplotlib scale the pending-deprecated way; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+
 
 @pytest.fixture(autouse=True)
 def single_thread():
@@ -47,22 +50,26 @@ def _iid_tree(chains: int, draws: int, shift: np.ndarray | None = None, seed: in
 
 
 def _reference_rank_rhat(x: np.ndarray) -> float:
-    """Rank-normalised split R-hat of Vehtari et al. (2021), eq. 4.2 and 4.3, for [C, N]."""
+    """Rank-normalised split R-hat of Vehtari et al. (2021), eq. 4.2 and 4.3, for [C, N].
 
-    def split_rhat(y: np.ndarray) -> float:
-        half = y.shape[1] // 2
-        y = np.concatenate([y[:, :half], y[:, -half:]])
-        n = y.shape[1]
-        within = y.var(1, ddof=1).mean()
-        between = n * y.mean(1).var(ddof=1)
-        return float(np.sqrt(((n - 1) / n * within + between / n) / within))
+    Chains are split in halves first (the middle draw of an odd chain dropped), then the
+    split draws are rank-normalised, plain and folded about their median.
+    """
+    half = x.shape[1] // 2
+    split = np.concatenate([x[:, :half], x[:, -half:]])
 
     def normal_scores(y: np.ndarray) -> np.ndarray:
         ranks = stats.rankdata(y, method="average").reshape(y.shape)
         return stats.norm.ppf((ranks - 3 / 8) / (y.size + 1 / 4))
 
-    folded = np.abs(x - np.median(x))
-    return max(split_rhat(normal_scores(x)), split_rhat(normal_scores(folded)))
+    def rhat(y: np.ndarray) -> float:
+        n = y.shape[1]
+        within = y.var(1, ddof=1).mean()
+        between = n * y.mean(1).var(ddof=1)
+        return float(np.sqrt(((n - 1) / n * within + between / n) / within))
+
+    folded = np.abs(split - np.median(split))
+    return max(rhat(normal_scores(split)), rhat(normal_scores(folded)))
 
 
 # ---------------------------------------------------------------------- R-hat and ESS
@@ -88,25 +95,30 @@ def test_iid_chains_have_rhat_one_and_ess_near_draws():
 @pytest.mark.parametrize(
     "kernel",
     [
-        kernels.RandomWalkMetropolis(step_size=1.2, adapt_step_size=False),
-        kernels.MALA(step_size=0.5, adapt_step_size=False),
-        kernels.HMC(step_size=0.4, num_steps=4, adapt_step_size=False),
+        kernels.RandomWalkMetropolis(step_size=0.6, adapt_step_size=False),
+        kernels.MALA(step_size=0.08, adapt_step_size=False),
+        # A trajectory of a quarter period of the target's oscillation: near-independent
+        # draws (half a period would only mirror the state and never mix).
+        kernels.HMC(step_size=0.25, num_steps=3, adapt_step_size=False),
     ],
     ids=["rwm", "mala", "hmc"],
 )
 def test_well_mixed_chains_on_a_gaussian(kernel):
     target = Gaussian(torch.tensor([1.0, -2.0, 0.5]), 0.5)
     init = 1.0 + 0.5 * torch.randn(6, 3, generator=torch.Generator().manual_seed(1))
-    tree = diagnostics.sample_chains(kernel, target, init, num_draws=400, num_warmup=50, seed=2)
+    tree = diagnostics.sample_chains(kernel, target, init, num_draws=1000, num_warmup=50, seed=2)
     result = diagnostics.summary(tree)
     detail = result.detail
-    assert result.table["r_hat_max"].iloc[0] < 1.02
-    # 2400 draws per feature: a sound kernel keeps at least 5% of them as effective draws.
-    assert (detail["ess_bulk"] > 120).all() and (detail["ess_tail"] > 120).all()
+    # Over 20 seeds the worst R-hat was 1.032 (random walk), 1.012 (MALA), 1.003 (HMC).
+    assert result.table["r_hat_max"].iloc[0] < 1.05
+    # 6000 draws per feature: a sound kernel keeps a few percent of them as effective
+    # draws (the worst seen: 283 for the random walk), and none makes more than 2x.
+    for column in ("ess_bulk", "ess_tail"):
+        assert detail[column].between(200, 12000).all()
     # The posterior mean within 4 Monte Carlo standard errors of the truth.
     error = (detail["mean"] - np.array([1.0, -2.0, 0.5])).abs()
     assert (error < 4 * detail["mcse_mean"]).all()
-    assert 0.05 < result.table["acceptance"].iloc[0] <= 1.0
+    assert 0.2 < result.table["acceptance"].iloc[0] <= 1.0
 
 
 def test_rhat_flags_chains_started_apart():
@@ -121,9 +133,9 @@ def test_kish_ess_of_weights():
     log_weights = torch.tensor([[0.0, 1.0], [0.5, 1.0], [-1.0, 1.0], [2.0, 1.0]])
     fc = Forecast(samples=torch.zeros(4, 2, 3, 2), log_weights=log_weights)
     trace = snf.Trace(
-        states=torch.randn(3, 1, 6, 4, 2, 2),
-        energies=torch.rand(3, 1, 6, 4, 2),
-        accepted=torch.rand(3, 1, 6, 4, 2) < 0.5,
+        states=torch.randn(3, 1, 2, 4, 2, 2),
+        energies=torch.rand(3, 1, 2, 4, 2),
+        accepted=torch.rand(3, 1, 2, 4, 2) < 0.5,
         blocks=[1],
         lam=torch.ones(1),
         step_size=torch.full((1,), 0.1),

@@ -131,6 +131,7 @@ INVARIANT_KERNELS = {
     "rwm": lambda: RandomWalkMetropolis(step_size=0.5),
     "mala": lambda: MALA(step_size=0.05),
     "hmc": lambda: HMC(step_size=0.2, num_steps=5),
+    "hmc_jitter": lambda: HMC(step_size=0.2, num_steps=5, jitter=0.5),
 }
 
 
@@ -224,7 +225,7 @@ ALL_KERNELS = {
     "mala": lambda: MALA(step_size=0.1),
     "ula": lambda: MALA(step_size=0.1, adjusted=False),
     "hmc": lambda: HMC(step_size=0.2, num_steps=3),
-    "uhmc": lambda: HMC(step_size=0.3, num_steps=3, adjusted=False),
+    "uhmc": lambda: HMC(step_size=0.3, num_steps=3, adjusted=False, jitter=0.3),
 }
 
 
@@ -454,6 +455,8 @@ def test_errors_name_the_problem():
         HMC(target_accept=1.5)
     with pytest.raises(ValueError, match="num_steps"):
         HMC(num_steps=0)
+    with pytest.raises(ValueError, match="jitter"):
+        HMC(jitter=1.0)
     kernel.potential = Gaussian(torch.zeros(2))
     mcmc = pyro.infer.mcmc.MCMC(
         kernel, num_samples=2, initial_params={"z": torch.zeros(3, 2)}, disable_progbar=True

@@ -394,6 +394,32 @@ def test_float32_accuracy_far_from_origin_and_with_duplicates():
         close(single.double(), exact, rtol=1e-5, atol=0)
 
 
+def test_results_do_not_depend_on_blocking(forecast, monkeypatch):
+    samples, obs = forecast
+    samples = torch.cat([samples, samples[:4]])  # duplicates exercise the refinement path
+    calls = {
+        "energy_score": lambda: metrics.energy_score(samples, obs, fair=True),
+        "energy_distance": lambda: metrics.energy_distance(samples, samples[3:9], event_dims=2),
+        "apd": lambda: metrics.apd(samples),
+        "variogram": lambda: metrics.variogram_score(samples, obs, fair=True),
+    }
+    expected = {name: call() for name, call in calls.items()}
+    # A tiny budget forces one series per slice, one row per block, refinement in pieces.
+    monkeypatch.setattr(metrics, "_BLOCK_BUDGET", 50)
+    for name, call in calls.items():
+        close(call(), expected[name])
+
+
+@pytest.mark.parametrize("fair", [False, True])
+def test_one_dimensional_energy_score_is_crps(fair):
+    # In one dimension nearly all pairs need the refined distance; float32 must still agree.
+    samples, obs = make(300, 7, seed=25, loc=5.0), make(7, seed=26, loc=5.0)
+    crps = metrics.crps(samples, obs, fair=fair, event_dims=0)
+    close(metrics.energy_score(samples, obs, fair=fair, event_dims=0), crps)
+    single = metrics.energy_score(samples.float(), obs.float(), fair=fair, event_dims=0)
+    close(single.double(), crps, rtol=1e-5, atol=0)
+
+
 class LargestTensor(TorchDispatchMode):
     """Records the largest number of elements any op produces."""
 
