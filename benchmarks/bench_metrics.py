@@ -14,11 +14,11 @@ How it measures:
   runs with torch's default thread count and, separately, with one thread (numba's
   scoringrules kernels are single-threaded).
 - Memory: each method runs in a fresh subprocess (``--quick``: all in this one) whose glibc
-  mmap threshold is fixed at 64 KiB (``mallopt``), so that every large buffer is mmapped and
-  returned on free (numpy and torch CPU both allocate through malloc). After warm-up the
-  kernel's resident-set high-water mark is reset
-  (``/proc/self/clear_refs``) and one call runs; peak memory is ``VmHWM`` minus the resident
-  size before the call: the extra memory the call touched, inputs excluded. For
+  mmap and trim thresholds are fixed at 64 KiB (``mallopt``, at start), so that large
+  buffers are mmapped and leave the resident set when freed (numpy and torch CPU both
+  allocate through malloc). After warm-up the kernel's resident-set high-water mark is
+  reset (``/proc/self/clear_refs``) and one call runs; peak memory is ``VmHWM`` minus the
+  resident size before the call: the extra memory the call touched, inputs excluded. For
   numpy-based backends ``tracemalloc``'s peak, and for torch-based ones the peak of live
   tensor storage seen by a ``TorchDispatchMode`` (kernel-internal scratch excluded), are
   recorded as cross-checks.
@@ -81,11 +81,13 @@ def memory_kib(field: str) -> int:
 
 
 def fixed_mmap_threshold() -> None:
-    """Makes glibc mmap every buffer over 64 KiB, so that freed buffers leave the RSS at once."""
+    """Makes glibc mmap every buffer over 64 KiB and trim free heap top over 64 KiB, so that
+    freed buffers leave the RSS at once and new ones enter it (call before big allocations)."""
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    m_mmap_threshold = -3
-    if not libc.mallopt(m_mmap_threshold, 65536):
-        raise RuntimeError("mallopt(M_MMAP_THRESHOLD) failed")
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    for option in (m_trim_threshold, m_mmap_threshold):
+        if not libc.mallopt(option, 65536):
+            raise RuntimeError(f"mallopt({option}) failed")
 
 
 def reset_peak_rss() -> bool:
@@ -306,6 +308,22 @@ def crps_study(shape: list[int], repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
+def thread_probe() -> dict[str, float]:
+    """Median time (ms) of adding 1 to 2**20 floats, with the default threads and with one."""
+    values = torch.rand(1 << 20)
+    out = {}
+    for threads in sorted({DEFAULT_THREADS, 1}):
+        torch.set_num_threads(threads)
+        times = []
+        for _ in range(21):
+            start = time.perf_counter()
+            values.add(1.0)
+            times.append(time.perf_counter() - start)
+        out[str(threads)] = 1e3 * statistics.median(times)
+    torch.set_num_threads(DEFAULT_THREADS)
+    return out
+
+
 def machine() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
@@ -320,6 +338,7 @@ def machine() -> dict[str, Any]:
         "numba": numba.__version__,
         "numba_threads": numba.config.NUMBA_NUM_THREADS,
         "scoringrules": sr.__version__,
+        "add_1m_ms_by_threads": thread_probe(),
     }
 
 
@@ -372,7 +391,7 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def verdict(rows: list[dict[str, Any]]) -> list[str]:
+def verdict(rows: list[dict[str, Any]], probe: dict[str, float]) -> list[str]:
     ok = {row["method"]: row for row in rows if "error" not in row}
     others = [row for name, row in ok.items() if name.startswith("scoringrules")]
     if "snfseq" not in ok or not others:
@@ -396,8 +415,9 @@ def verdict(rows: list[dict[str, Any]]) -> list[str]:
             "snfseq with the default threads was "
             f"{ok['snfseq']['median_s'] / ok['snfseq-1-thread']['median_s']:.0f}x slower than "
             "with one: the cores were shared with other jobs, so each parallel torch op waited "
-            "for a descheduled OpenMP thread (even a lone 1M-element add took ~8 ms instead of "
-            "0.4 ms); use torch.set_num_threads(1) on a busy machine"
+            "for a descheduled OpenMP thread (a lone 1M-element add: "
+            f"{probe[str(DEFAULT_THREADS)]:.2f} ms with {DEFAULT_THREADS} threads, "
+            f"{probe['1']:.2f} ms with 1); use torch.set_num_threads(1) on a busy machine"
         )
     ours = ok["snfseq"]
     if "scoringrules-numba" in ok:
@@ -426,8 +446,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help=argparse.SUPPRESS)
     parser.add_argument("--per-series", choices=METHODS, nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    fixed_mmap_threshold()
     if args.worker:
-        fixed_mmap_threshold()
         for method in args.worker:
             per_series = method in (args.per_series or [])
             print(json.dumps(measure(method, args.shape, args.repeats, per_series)), flush=True)
@@ -457,7 +477,6 @@ def main() -> None:
     per_series = [name for name, k in copies.items() if k * dense_mib > available_mib() / 3]
     if args.quick:
         # In this process, to stay within 30 s: interpreter start-ups cost ~10 s each here.
-        fixed_mmap_threshold()
         measured = [measure(method, shape, repeats, method in per_series) for method in METHODS]
     else:
         measured = [
@@ -475,7 +494,7 @@ def main() -> None:
     torch.set_num_threads(1)
     report["kernels"] = kernel_study(shape, repeats)
     report["crps"] = crps_study(shape, repeats)
-    report["verdict"] = verdict(rows)
+    report["verdict"] = verdict(rows, report["machine"]["add_1m_ms_by_threads"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "metrics.md").write_text(markdown(report))
