@@ -97,7 +97,7 @@ def main() -> None:
     if args.quick:
         features, hidden, width, samples, repeats, horizon = 20, 64, 64, 20, 2, 4
     else:
-        features, hidden, width, samples, repeats, horizon = 60, 512, 512, 100, 7, 16
+        features, hidden, width, samples, repeats, horizon = 60, 512, 512, 100, 15, 16
     model = paper_model(features, hidden, width)
     context = torch.randn(1, 8, features).cumsum(1)
 
@@ -107,14 +107,20 @@ def main() -> None:
         "GRU-SNF MALA": Refinement(kernel="mala"),
         "GRU-SNF HMC (L=5)": Refinement(kernel="hmc"),
     }
+    # Variants are timed round-robin, so that load drifting during the run hits all alike.
+    runs = {name: {1: [], horizon: []} for name in variants}
+    for name, refinement in variants.items():  # warm-up
+        model.forecast(context, horizon, samples, refinement=refinement)
+    for _ in range(repeats):
+        for name, refinement in variants.items():
+            for steps in (1, horizon):
+                tic = time.perf_counter()
+                model.forecast(context, steps, samples, refinement=refinement)
+                runs[name][steps].append(time.perf_counter() - tic)
     rows = []
-    for name, refinement in variants.items():
-
-        def run(h: int, refinement=refinement) -> None:
-            model.forecast(context, h, samples, refinement=refinement)
-
-        one = timed(lambda run=run: run(1), repeats)
-        full = timed(lambda run=run: run(horizon), repeats)
+    for name in variants:
+        one = statistics.median(runs[name][1])
+        full = statistics.median(runs[name][horizon])
         rows.append(
             {
                 "variant": name,

@@ -260,7 +260,10 @@ class Interpolated(Energy):
 
     def __call__(self, x: Tensor) -> Tensor:
         lam = _like(self.lam, x)
-        return (1.0 - lam) * self.a(x) + lam * self.b(x)
+        # The ends of an annealing schedule need one energy, not both (and 0 * inf is NaN).
+        if isinstance(lam, float) and lam in (0.0, 1.0):
+            return self.a(x) if lam == 0.0 else self.b(x)
+        return torch.lerp(self.a(x), self.b(x), lam)
 
     def _value_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
         lam = _like(self.lam, x)
@@ -379,7 +382,10 @@ class SquaredDistance(Energy):
         self.weight = _check_factor("weight", weight)
 
     def __call__(self, x: Tensor) -> Tensor:
-        return _like(self.weight, x) * (x - _like(self.loc, x)).square().sum(-1)
+        distance = (x - _like(self.loc, x)).square().sum(-1)
+        if isinstance(self.weight, float) and self.weight == 1.0:
+            return distance
+        return _like(self.weight, x) * distance
 
     def _value_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
         x = x.detach()
