@@ -109,7 +109,7 @@ def main() -> None:
     }
     # Variants are timed round-robin, so that load drifting during the run hits all alike.
     runs = {name: {1: [], horizon: []} for name in variants}
-    for name, refinement in variants.items():  # warm-up
+    for refinement in variants.values():  # warm-up
         model.forecast(context, horizon, samples, refinement=refinement)
     for _ in range(repeats):
         for name, refinement in variants.items():
