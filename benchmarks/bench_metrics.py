@@ -1,7 +1,7 @@
 """Benchmark: energy score (and CRPS) of snfseq.metrics against scoringrules' backends.
 
 Run ``python benchmarks/bench_metrics.py [--quick]``. Writes ``benchmarks/results/metrics.json``
-and ``benchmarks/results/metrics.md``.
+and ``benchmarks/results/metrics.md`` (``metrics_quick.*`` with ``--quick``, small sizes, < 30 s).
 
 Problem: ``S`` samples of a ``B``-series forecast whose event is ``H x D`` numbers (default
 S = 500, B = 8, H = 1, D = 408, float32 keypoint-like values in [0, 1]). Every method gets the
@@ -496,8 +496,9 @@ def main() -> None:
     report["crps"] = crps_study(shape, repeats)
     report["verdict"] = verdict(rows, report["machine"]["add_1m_ms_by_threads"])
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "metrics.md").write_text(markdown(report))
+    stem = "metrics_quick" if args.quick else "metrics"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(report))
     print(markdown(report))
 
 

@@ -31,20 +31,26 @@ def face_split() -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="session")
-def trained_model(face_split: dict[str, torch.Tensor]):  # noqa: ANN201
+def tiny_model_config() -> dict:
+    """Constructor arguments of the tests' tiny SequenceFlow (20 face features)."""
+    return {
+        "features": 20,
+        "hidden": 48,
+        "layers": 1,
+        "dropout": 0.0,
+        "context_size": 16,
+        "transforms": 3,
+        "flow_hidden": (48, 48),
+    }
+
+
+@pytest.fixture(scope="session")
+def trained_model(face_split: dict[str, torch.Tensor], tiny_model_config: dict):  # noqa: ANN201
     """A tiny SequenceFlow trained on real face landmarks (shared; do not mutate)."""
     from snfseq import SequenceFlow
 
     torch.manual_seed(0)
-    model = SequenceFlow(
-        features=face_split["train"].shape[-1],
-        hidden=48,
-        layers=1,
-        dropout=0.0,
-        context_size=16,
-        transforms=3,
-        flow_hidden=(48, 48),
-    )
+    model = SequenceFlow(**tiny_model_config)
     model.fit(
         face_split["train"], context=CONTEXT, epochs=25, batch_size=32, lr=3e-3, progress=False
     )

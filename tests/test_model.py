@@ -14,17 +14,11 @@ from snfseq.baselines import GaussianBaseline, RandomWalkBaseline
 CONTEXT, HORIZON = 8, 8  # as in conftest.py
 
 
-def test_training_lowers_held_out_nll_below_gaussian_baseline(face_split, trained_model) -> None:
+def test_training_lowers_held_out_nll_below_gaussian_baseline(
+    face_split, trained_model, tiny_model_config
+) -> None:
     train, test = face_split["train"], face_split["test"]
-    untrained = SequenceFlow(
-        features=train.shape[-1],
-        hidden=48,
-        layers=1,
-        dropout=0.0,
-        context_size=16,
-        transforms=3,
-        flow_hidden=(48, 48),
-    )
+    untrained = SequenceFlow(**tiny_model_config)
     untrained.normalizer.fit(train, CONTEXT)
     before = untrained.nll(test, CONTEXT).mean().item()
     after = trained_model.nll(test, CONTEXT).mean().item()
