@@ -103,11 +103,21 @@ class Forecast:
             return self.mean
         return torch.einsum("sb,sbhd->bhd", weights.to(self.samples.dtype), self.samples)
 
-    def quantile(self, q: float | Sequence[float] | Tensor) -> Tensor:
-        """Sample quantiles over S: ``Tensor[B, H, D]``, or ``Tensor[Q, B, H, D]`` for several."""
+    def quantile(self, q: float | Sequence[float] | Tensor, weighted: bool = False) -> Tensor:
+        """Sample quantiles over S: ``Tensor[B, H, D]``, or ``Tensor[Q, B, H, D]`` for several.
+
+        Arguments:
+            q: Level(s) in [0, 1].
+            weighted: Use the importance weights (:func:`snfseq.metrics.quantile`, the
+                weighted empirical distribution); plain linear interpolation otherwise.
+        """
         qs = torch.as_tensor(q, dtype=self.samples.dtype, device=self.samples.device)
         if bool(((qs < 0) | (qs > 1)).any()):
             raise ValueError(f"quantile levels must lie in [0, 1], got {q}")
+        if weighted and self.log_weights is not None:
+            from snfseq.metrics import quantile
+
+            return quantile(self.samples, qs, log_weights=self.log_weights)
         return torch.quantile(self.samples, qs, dim=0)
 
     def to_xarray(self, time: Sequence[Any] | np.ndarray | None = None) -> xr.DataArray:
