@@ -12,8 +12,8 @@ Measured in one run (median of repeats after warm-up):
   flow, with per-coordinate random-walk accepts after each layer and the recurrent state fed
   the sample mean (paper-notes defect 5), per forecast step.
 
-Run: ``python benchmarks/bench_forecast.py [--quick]``; writes ``results/forecast.json`` and
-``results/forecast.md``.
+Run: ``python benchmarks/bench_forecast.py [--quick] [--threads N]``; writes
+``results/forecast_tN.json`` and ``results/forecast_tN.md`` (N = torch threads).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def main() -> None:
         "goals": {"nf_step_ms_max": 20.0, "paper_ratio_max": 1.10, "speedup_min": 40.0},
     }
     RESULTS.mkdir(exist_ok=True)
-    suffix = "_quick" if args.quick else ""
+    suffix = f"_t{torch.get_num_threads()}" + ("_quick" if args.quick else "")
     (RESULTS / f"forecast{suffix}.json").write_text(json.dumps(result, indent=2))
     lines = [
         f"# Forecast latency ({features}-d, GRU {result['settings']['gru']}, "
