@@ -37,7 +37,7 @@ from __future__ import annotations
 
 __all__ = ["Refinement", "RefinementResult", "SNFSample", "Trace", "sample"]
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -124,7 +124,10 @@ class Refinement:
             list with one value per block.
         target: ``"gaussian"``: ``|y - yhat|^2 / (2 target_scale^2)`` around the trained point
             head; ``"paper"``: the published ``|y - yhat|^2`` (data term of
-            :func:`snfseq.energy.paper_energy`). :func:`sample` takes any energy instead.
+            :func:`snfseq.energy.paper_energy`); or any callable ``yhat -> Energy`` building a
+            target from the point prediction ``yhat: Tensor[N, D]`` (in the flow's standardised
+            space), e.g. ``lambda yhat: Gaussian(yhat, 0.5) + 0.1 * StandardNormal()``.
+            :func:`sample` takes any energy instead.
         target_scale: Scale of the ``"gaussian"`` target, in the flow's standardised units.
         intermediate: ``"interpolate"`` or ``"pullback"`` (see the module docstring).
         adjusted: For MALA/HMC: Metropolis-adjust (exact blocks) or not (the path weight
@@ -146,7 +149,7 @@ class Refinement:
     steps: int = 2
     after: Sequence[int] | None = None
     lam: Literal["linear"] | Sequence[float] = "linear"
-    target: Literal["gaussian", "paper"] = "gaussian"
+    target: Literal["gaussian", "paper"] | Callable[[Tensor], energies.Energy] = "gaussian"
     target_scale: float = 1.0
     intermediate: Literal["interpolate", "pullback"] = "interpolate"
     adjusted: bool = True
@@ -159,8 +162,11 @@ class Refinement:
             raise ValueError(f"kernel must be one of {sorted(_KERNELS)}, got {self.kernel!r}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.target not in ("gaussian", "paper"):
-            raise ValueError(f"target must be 'gaussian' or 'paper', got {self.target!r}")
+        if not callable(self.target) and self.target not in ("gaussian", "paper"):
+            raise ValueError(
+                f"target must be 'gaussian', 'paper' or a callable yhat -> Energy, "
+                f"got {self.target!r}"
+            )
         if self.intermediate not in ("interpolate", "pullback"):
             raise ValueError(
                 f"intermediate must be 'interpolate' or 'pullback', got {self.intermediate!r}"
@@ -230,6 +236,8 @@ class Refinement:
 
     def target_energy(self, yhat: Tensor) -> energies.Energy:
         """The target ``u_X`` around a point prediction ``yhat: Tensor[N, D]``."""
+        if callable(self.target):
+            return energies.as_energy(self.target(yhat))
         if self.target == "paper":
             return energies.SquaredDistance(yhat)
         return energies.Gaussian(yhat, self.target_scale)

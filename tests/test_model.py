@@ -32,6 +32,30 @@ def test_training_lowers_held_out_nll_below_gaussian_baseline(
     assert after < gaussian
 
 
+def test_frame_t_is_conditioned_only_on_earlier_frames(trained_model, face_split) -> None:
+    windows = face_split["test"][:4].clone()
+    changed = windows.clone()
+    changed[:, 11] += 0.05  # a horizon frame (after the 8 context frames that set the scale)
+    with torch.no_grad():
+        before, _ = trained_model._teacher_forced(windows, CONTEXT)
+        after, _ = trained_model._teacher_forced(changed, CONTEXT)
+    # Column j scores frame j + 1: frames 1..10 must not see frame 11; frame 11 onwards do.
+    torch.testing.assert_close(before[:, :10], after[:, :10], rtol=0, atol=1e-6)
+    assert not torch.allclose(before[:, 10], after[:, 10])
+    # Frame 11's condition must come from frames 0..10 only: its score equals the flow density
+    # of the new target under the condition computed from the unchanged history.
+    model = trained_model
+    with torch.no_grad():
+        loc = model.normalizer.location(windows[:, :CONTEXT])
+        x_old = model.normalizer.normalize(windows, loc)
+        x_new = model.normalizer.normalize(changed, loc)
+        out, _ = model._encode(x_old[:, :-1], None)
+        condition = model.condition(out)[:, 10]
+        target = model._to_flow_space(x_new[:, 11], x_new[:, 10])
+        expected = model.flow.log_prob(target, condition)
+    torch.testing.assert_close(after[:, 10], expected, rtol=1e-5, atol=1e-5)
+
+
 def test_fit_returns_history_and_restores_best(face_split) -> None:
     model = SequenceFlow(
         features=20, hidden=16, layers=2, dropout=0.1, transforms=2, flow_hidden=(16,), cell="lstm"

@@ -166,7 +166,23 @@ def test_trace_is_recorded_on_request_only(trained_model, face_split) -> None:
     assert fc.ess.shape == (2,) and fc.step_ess.shape == (2, 2)
 
 
+def test_custom_target_energy_drives_the_refinement(trained_model, face_split) -> None:
+    def target(yhat: torch.Tensor) -> energy.Energy:
+        return energy.Gaussian(yhat, 0.5) + 0.1 * energy.StandardNormal()
+
+    refinement = Refinement(kernel="mala", target=target)
+    yhat = torch.randn(3, 20)
+    y = torch.randn(3, 20)
+    expected = 0.5 * ((y - yhat) / 0.5).square().sum(-1) + 0.05 * y.square().sum(-1)
+    torch.testing.assert_close(refinement.target_energy(yhat)(y), expected)
+    context = face_split["test"][:2, :CONTEXT]
+    fc = trained_model.forecast(context, horizon=2, num_samples=6, refinement=refinement, seed=0)
+    assert fc.samples.shape == (6, 2, 2, 20) and torch.isfinite(fc.log_weights).all()
+
+
 def test_refinement_configuration_errors() -> None:
+    with pytest.raises(ValueError, match="target must be 'gaussian', 'paper' or a callable"):
+        Refinement(target="flow")
     with pytest.raises(ValueError, match="kernel must be one of"):
         Refinement(kernel="nuts")
     with pytest.raises(ValueError, match="steps must be >= 1"):
