@@ -461,13 +461,11 @@ class SequenceFlow(nn.Module):
         loc = self.normalizer.location(observed)
         x = self.normalizer.normalize(observed, loc)
         out, state = self._encode(x, None)
+        # feed_mean is the published procedure: one state per series, fed its sample mean.
         feed_mean = refinement is not None and refinement.feedback == "mean"
-        if feed_mean:
-            # The published procedure: one state per series, fed the mean of its samples.
-            h_top = out[:, -1].repeat(num_samples, 1)
-        else:
+        if not feed_mean:
             state = self._expand_state(state, num_samples)
-            h_top = out[:, -1].repeat(num_samples, 1)
+        h_top = out[:, -1].repeat(num_samples, 1)
         previous = x[:, -1].repeat(num_samples, 1)
         frames: list[Tensor] = []
         step_log_weights: list[Tensor] = []

@@ -38,7 +38,7 @@ from __future__ import annotations
 __all__ = ["Refinement", "RefinementResult", "SNFSample", "Trace", "sample"]
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -155,7 +155,6 @@ class Refinement:
     adjusted: bool = True
     num_leapfrog: int = 5
     faithful: bool = False
-    _kernel_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kernel not in _KERNELS:
@@ -243,21 +242,13 @@ class Refinement:
         return energies.Gaussian(yhat, self.target_scale)
 
     def make_kernel(self) -> Any:
-        """The kernel instance (built once; stateless across calls)."""
-        kernel = self._kernel_cache.get("kernel")
-        if kernel is None:
-            options: dict[str, Any] = {"adapt_step_size": False}
-            if self.kernel in ("mala", "hmc"):
-                options["adjusted"] = self.adjusted
-            if self.kernel == "hmc":
-                options["num_steps"] = self.num_leapfrog
-            kernel = _KERNELS[self.kernel](step_size=0.1, **options)
-            self._kernel_cache["kernel"] = kernel
-        return kernel
-
-    def with_(self, **changes: Any) -> Refinement:
-        """A copy with some fields changed."""
-        return replace(self, _kernel_cache={}, **changes)
+        """A fresh kernel instance (fixed step sizes; the blocks pass theirs per call)."""
+        options: dict[str, Any] = {"adapt_step_size": False}
+        if self.kernel in ("mala", "hmc"):
+            options["adjusted"] = self.adjusted
+        if self.kernel == "hmc":
+            options["num_steps"] = self.num_leapfrog
+        return _KERNELS[self.kernel](step_size=0.1, **options)
 
     # ------------------------------------------------------------------ the sampler
 
