@@ -7,12 +7,11 @@ Example:
     'rwm'
 """
 
-__version__ = "0.1.0"
-
 from snfseq import energy, flows, kernels, snf  # noqa: E402
 from snfseq.forecast import Forecast  # noqa: E402
 from snfseq.model import SequenceFlow  # noqa: E402
 from snfseq.snf import Refinement  # noqa: E402
+from snfseq.version import __version__  # noqa: E402
 
 __all__ = [
     "Forecast",

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 __all__ = ["GaussianBaseline", "RandomWalkBaseline"]
 
-import math
 
 import torch
 from torch import Tensor
 
-_LOG_2PI = math.log(2 * math.pi)
+from snfseq.energy import LOG_2PI
 
 
 def _gaussian_nll(x: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
-    return 0.5 * (((x - loc) / scale) ** 2 + _LOG_2PI) + scale.log()
+    return 0.5 * (((x - loc) / scale) ** 2 + LOG_2PI) + scale.log()
 
 
 class GaussianBaseline:

@@ -25,6 +25,7 @@ __all__ = [
     "EnergyLike",
     "Gaussian",
     "GaussianMixture",
+    "LOG_2PI",
     "Interpolated",
     "PullBack",
     "Potential",
@@ -47,7 +48,8 @@ from torch import Tensor
 #: Anything a kernel accepts as a potential: an :class:`Energy` or a plain callable.
 EnergyLike = Union["Energy", Callable[[Tensor], Tensor]]
 
-_LOG_2PI = math.log(2.0 * math.pi)
+#: ``log(2 pi)``, the constant of every Gaussian log-density.
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _like(value: Tensor | float, x: Tensor) -> Tensor | float:
@@ -335,8 +337,8 @@ class Gaussian(Energy):
         scale = _like(self.scale, x)
         dim = standardized.shape[-1]
         if isinstance(scale, Tensor):
-            return torch.log(scale).expand(standardized.shape).sum(-1) + 0.5 * dim * _LOG_2PI
-        return dim * (math.log(scale) + 0.5 * _LOG_2PI)
+            return torch.log(scale).expand(standardized.shape).sum(-1) + 0.5 * dim * LOG_2PI
+        return dim * (math.log(scale) + 0.5 * LOG_2PI)
 
     def __call__(self, x: Tensor) -> Tensor:
         standardized = self._standardize(x)
@@ -453,7 +455,7 @@ class GaussianMixture(Energy):
         self.weights = weights_t / weights_t.sum()
         # Per-component constant of log(w_m N(x; loc_m, diag s_m^2)).
         self._log_const = (
-            torch.log(self.weights) - torch.log(self.scales).sum(-1) - 0.5 * dim * _LOG_2PI
+            torch.log(self.weights) - torch.log(self.scales).sum(-1) - 0.5 * dim * LOG_2PI
         )
 
     def _component_terms(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

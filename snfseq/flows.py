@@ -29,7 +29,6 @@ __all__ = [
     "build_flow",
 ]
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,9 +39,9 @@ from torch.distributions import ComposeTransform, Transform
 from zuko.flows import GeneralCouplingTransform, LazyTransform
 from zuko.transforms import CouplingTransform, MonotonicRQSTransform
 
-FLOW_KINDS = ("realnvp", "spline-coupling", "maf", "nsf", "pyro-coupling")
+from snfseq.energy import LOG_2PI
 
-_LOG_2PI = math.log(2 * math.pi)
+FLOW_KINDS = ("realnvp", "spline-coupling", "maf", "nsf", "pyro-coupling")
 
 
 class ClippedCoupling(GeneralCouplingTransform):
@@ -280,7 +279,7 @@ class ConditionalFlow(nn.Module):
 
 def base_log_prob(z: Tensor) -> Tensor:
     """Standard-normal log-density summed over the last axis."""
-    return -0.5 * (z.square().sum(-1) + z.shape[-1] * _LOG_2PI)
+    return -0.5 * (z.square().sum(-1) + z.shape[-1] * LOG_2PI)
 
 
 def build_flow(

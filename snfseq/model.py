@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from snfseq import __version__
+from snfseq.version import __version__
 from snfseq.flows import FLOW_KINDS, ConditionalFlow, build_flow
 from snfseq.forecast import Forecast
 from snfseq.normalize import ContextNormalizer

@@ -1,4 +1,4 @@
-"""The on-disk cache of derived datasets, and atomic writes.
+"""The on-disk cache of derived datasets.
 
 Derived data (landmarks extracted from a bundled video, joint positions from motion capture)
 is computed once and kept as ``.npz`` files under :func:`cache_dir`. A cache file records a
@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["cache_dir", "atomic_write", "cached_arrays"]
+from snfseq.files import atomic_write
+
+__all__ = ["atomic_write", "cache_dir", "cached_arrays"]
 
 _FINGERPRINT_KEY = "__fingerprint__"
 
@@ -42,50 +41,6 @@ def cache_dir() -> Path:
     path = Path(configured).expanduser() if configured else Path.home() / ".cache" / "snfseq"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-@contextmanager
-def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yields a temporary path beside ``path`` that replaces ``path`` when the block succeeds.
-
-    Readers never see a half-written file, and a failed write leaves the old file untouched.
-    The temporary path may become a file or a directory (e.g. a zarr store); a directory
-    replaces an existing one by moving the old one aside first.
-
-    Example:
-        >>> import tempfile
-        >>> with tempfile.TemporaryDirectory() as tmp:
-        ...     target = Path(tmp) / "values.txt"
-        ...     with atomic_write(target) as partial:
-        ...         _ = partial.write_text("done")
-        ...     target.read_text()
-        'done'
-    """
-    target = Path(path)
-    descriptor, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(descriptor)
-    partial = Path(name)
-    partial.unlink()  # writers that create directories need the name free
-    try:
-        yield partial
-        if not partial.exists():
-            raise FileNotFoundError(f"nothing was written to {partial} for {target}")
-        if partial.is_dir() and target.exists():
-            aside = target.with_name(f".{target.name}.{partial.name}.old")
-            os.replace(target, aside)
-            os.replace(partial, target)
-            _remove(aside)
-        else:
-            os.replace(partial, target)
-    finally:
-        _remove(partial)
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:

@@ -1,0 +1,66 @@
+"""Atomic file writes: a file (or directory) appears complete or not at all.
+
+Example:
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     target = Path(tmp) / "values.txt"
+    ...     with atomic_write(target) as partial:
+    ...         _ = partial.write_text("done")
+    ...     target.read_text()
+    'done'
+"""
+
+from __future__ import annotations
+
+__all__ = ["atomic_write"]
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yields a temporary path beside ``path`` that replaces ``path`` when the block succeeds.
+
+    Readers never see a half-written file, and a failed write leaves the old file untouched.
+    The temporary path may become a file or a directory (e.g. a zarr store); a directory
+    replaces an existing one by moving the old one aside first.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     target = Path(tmp) / "values.txt"
+        ...     with atomic_write(target) as partial:
+        ...         _ = partial.write_text("done")
+        ...     target.read_text()
+        'done'
+    """
+    target = Path(path)
+    descriptor, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(descriptor)
+    partial = Path(name)
+    partial.unlink()  # writers that create directories need the name free
+    try:
+        yield partial
+        if not partial.exists():
+            raise FileNotFoundError(f"nothing was written to {partial} for {target}")
+        if partial.is_dir() and target.exists():
+            aside = target.with_name(f".{target.name}.{partial.name}.old")
+            os.replace(target, aside)
+            os.replace(partial, target)
+            _remove(aside)
+        else:
+            os.replace(partial, target)
+    finally:
+        _remove(partial)
