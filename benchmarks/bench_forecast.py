@@ -12,8 +12,9 @@ Measured in one run (median of repeats after warm-up):
   flow, with per-coordinate random-walk accepts after each layer and the recurrent state fed
   the sample mean (paper-notes defect 5), per forecast step.
 
-Run: ``python benchmarks/bench_forecast.py [--quick] [--threads N]``; writes
-``results/forecast_tN.json`` and ``results/forecast_tN.md`` (N = torch threads).
+Run: ``python benchmarks/bench_forecast.py [--quick] [--threads N] [--device cuda]``; writes
+``results/forecast_tN.json`` and ``results/forecast_tN.md`` (N = torch threads), or
+``results/forecast_cuda.*`` on a GPU (timings synchronise the device).
 """
 
 from __future__ import annotations
@@ -46,12 +47,19 @@ def paper_model(features: int, hidden: int, width: int) -> SequenceFlow:
     return model.eval()
 
 
-def timed(fn, repeats: int) -> float:
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, repeats: int, device: torch.device) -> float:
     fn()  # warm-up
     times = []
     for _ in range(repeats):
+        sync(device)
         tic = time.perf_counter()
         fn()
+        sync(device)
         times.append(time.perf_counter() - tic)
     return statistics.median(times)
 
@@ -68,7 +76,7 @@ def published_step(
     num_layers = flow.num_layers
     draws = []
     for _ in range(num_samples):
-        y = torch.randn(1, model.features)
+        y = torch.randn(1, model.features, device=h.device)
         for k in range(num_layers):
             y, _ = flow.inverse_layer(k, y, c)
             lam = k / (num_layers - 1)
@@ -90,7 +98,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
+    device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -98,8 +108,8 @@ def main() -> None:
         features, hidden, width, samples, repeats, horizon = 20, 64, 64, 20, 2, 4
     else:
         features, hidden, width, samples, repeats, horizon = 60, 512, 512, 100, 15, 16
-    model = paper_model(features, hidden, width)
-    context = torch.randn(1, 8, features).cumsum(1)
+    model = paper_model(features, hidden, width).to(device)
+    context = torch.randn(1, 8, features).cumsum(1).to(device)
 
     variants = {
         "GRU-NF": None,
@@ -114,8 +124,10 @@ def main() -> None:
     for _ in range(repeats):
         for name, refinement in variants.items():
             for steps in (1, horizon):
+                sync(device)
                 tic = time.perf_counter()
                 model.forecast(context, steps, samples, refinement=refinement)
+                sync(device)
                 runs[name][steps].append(time.perf_counter() - tic)
     rows = []
     for name in variants:
@@ -132,8 +144,10 @@ def main() -> None:
     for row in rows:
         row["ratio_vs_nf"] = row["step_ms"] / base
 
-    h, state = torch.zeros(1, hidden), torch.zeros(3, 1, hidden)
-    published = timed(lambda: published_step(model, h, state, samples), max(1, repeats // 2))
+    h, state = torch.zeros(1, hidden, device=device), torch.zeros(3, 1, hidden, device=device)
+    published = timed(
+        lambda: published_step(model, h, state, samples), max(1, repeats // 2), device
+    )
     paper_row = rows[1]
     result = {
         "machine": {
@@ -142,6 +156,7 @@ def main() -> None:
             "torch": torch.__version__,
             "python": platform.python_version(),
             "processor": platform.processor() or platform.machine(),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         },
         "settings": {
             "features": features,
@@ -158,14 +173,16 @@ def main() -> None:
         "goals": {"nf_step_ms_max": 20.0, "paper_ratio_max": 1.10, "speedup_min": 40.0},
     }
     RESULTS.mkdir(exist_ok=True)
-    suffix = f"_t{torch.get_num_threads()}" + ("_quick" if args.quick else "")
+    suffix = "_cuda" if device.type == "cuda" else f"_t{torch.get_num_threads()}"
+    suffix += "_quick" if args.quick else ""
     (RESULTS / f"forecast{suffix}.json").write_text(json.dumps(result, indent=2))
     lines = [
         f"# Forecast latency ({features}-d, GRU {result['settings']['gru']}, "
         f"{result['settings']['coupling']}, S = {samples})",
         "",
         f"Machine: {result['machine']['cpu_count']} CPUs, {result['machine']['torch_threads']} "
-        f"torch threads, torch {result['machine']['torch']}. Median of {repeats} runs.",
+        f"torch threads, device {result['machine']['device']}, torch "
+        f"{result['machine']['torch']}. Median of {repeats} runs.",
         "",
         "| variant | ms / step | ms / 16-step forecast | ratio vs GRU-NF |",
         "|---|---:|---:|---:|",

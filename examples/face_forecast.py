@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import torch  # noqa: E402
 
-from snfseq import Refinement, SequenceFlow, data, diagnostics, metrics  # noqa: E402
+from snfseq import Refinement, SequenceFlow, data, metrics, plots  # noqa: E402
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
             f"CRPS {metrics.crps(fc.samples, truth, reduce='mean').mean():.5f}  "
             f"APD {metrics.apd(fc.samples).mean():.4f}"
         )
-    figure = diagnostics.plot_fan(fc, truth=truth, context=past, series=0)
+    figure = plots.plot_fan(fc, truth=truth, context=past, series=0)
     figure.savefig(args.output, dpi=110, bbox_inches="tight")
     print(f"wrote {args.output}")
 

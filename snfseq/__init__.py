@@ -7,7 +7,7 @@ Example:
     'rwm'
 """
 
-from snfseq import energy, flows, kernels, snf  # noqa: E402
+from snfseq import energy, flows, kernels, snf, weights  # noqa: E402
 from snfseq.forecast import Forecast  # noqa: E402
 from snfseq.model import SequenceFlow  # noqa: E402
 from snfseq.snf import Refinement  # noqa: E402
@@ -23,15 +23,18 @@ __all__ = [
     "energy",
     "flows",
     "kernels",
+    "landmarks",
     "metrics",
     "motion",
+    "plots",
     "snf",
+    "weights",
 ]
 
 
 def __getattr__(name: str) -> object:
-    # data, motion, metrics and diagnostics import heavier packages: load them on first use.
-    if name in ("data", "motion", "metrics", "diagnostics"):
+    # These import heavier packages (mediapipe, arviz, matplotlib): load them on first use.
+    if name in ("data", "diagnostics", "landmarks", "metrics", "motion", "plots"):
         import importlib
 
         module = importlib.import_module(f"snfseq.{name}")

@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["Forecast", "kish_ess"]
+__all__ = ["Forecast", "kish_ess"]  # kish_ess: former home, see snfseq.weights
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,20 +22,13 @@ import torch
 import xarray as xr
 from torch import Tensor
 
-
-def kish_ess(log_weights: Tensor, dim: int = 0) -> Tensor:
-    """Kish effective sample size ``(sum w)^2 / sum w^2`` of unnormalised log-weights.
-
-    Example:
-        >>> kish_ess(torch.zeros(10, 3))
-        tensor([10., 10., 10.])
-    """
-    log_w = log_weights - log_weights.amax(dim, keepdim=True)
-    return torch.exp(2 * torch.logsumexp(log_w, dim) - torch.logsumexp(2 * log_w, dim))
+from snfseq.metrics import quantile as weighted_quantile
+from snfseq.snf import Trace
+from snfseq.weights import Weighted, kish_ess
 
 
 @dataclass
-class Forecast:
+class Forecast(Weighted):
     """Sample paths of a forecast.
 
     Attributes:
@@ -47,13 +40,17 @@ class Forecast:
         step_log_weights: ``Tensor[S, B, H]``: the per-step increments that sum to
             ``log_weights``.
         trace: The refinement trace (:class:`snfseq.snf.Trace`), when recording was asked for.
+        ancestors: ``Tensor[S, B, H]`` (long): at each step, the sample (of the same series)
+            that each path was copied from when a refinement resampled the paths; None when
+            no step resampled (every path its own ancestor).
         feature_names: Optional names of the D features, used by :meth:`to_xarray`.
     """
 
     samples: Tensor
     log_weights: Tensor | None = None
     step_log_weights: Tensor | None = None
-    trace: Any = None
+    trace: Trace | None = None
+    ancestors: Tensor | None = None
     feature_names: Sequence[str] | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -64,23 +61,13 @@ class Forecast:
 
     @property
     def num_samples(self) -> int:
+        """Sample paths ``S``."""
         return self.samples.shape[0]
 
     @property
     def horizon(self) -> int:
+        """Forecast steps ``H``."""
         return self.samples.shape[2]
-
-    @property
-    def weights(self) -> Tensor | None:
-        """Self-normalised importance weights ``Tensor[S, B]`` (None without refinement)."""
-        if self.log_weights is None:
-            return None
-        return torch.softmax(self.log_weights, dim=0)
-
-    @property
-    def ess(self) -> Tensor | None:
-        """Kish effective sample size per series ``Tensor[B]`` (None without refinement)."""
-        return None if self.log_weights is None else kish_ess(self.log_weights)
 
     @property
     def step_ess(self) -> Tensor | None:
@@ -98,15 +85,12 @@ class Forecast:
 
     def weighted_mean(self) -> Tensor:
         """Importance-weighted mean ``Tensor[B, H, D]`` (the plain mean without weights)."""
-        weights = self.weights
-        if weights is None:
-            return self.mean
-        return torch.einsum("sb,sbhd->bhd", weights.to(self.samples.dtype), self.samples)
+        return self.expectation()
 
     def quantile(self, q: float | Sequence[float] | Tensor, weighted: bool = False) -> Tensor:
         """Sample quantiles over S: ``Tensor[B, H, D]``, or ``Tensor[Q, B, H, D]`` for several.
 
-        Arguments:
+        Args:
             q: Level(s) in [0, 1].
             weighted: Use the importance weights (:func:`snfseq.metrics.quantile`, the
                 weighted empirical distribution); plain linear interpolation otherwise.
@@ -115,9 +99,7 @@ class Forecast:
         if bool(((qs < 0) | (qs > 1)).any()):
             raise ValueError(f"quantile levels must lie in [0, 1], got {q}")
         if weighted and self.log_weights is not None:
-            from snfseq.metrics import quantile
-
-            return quantile(self.samples, qs, log_weights=self.log_weights)
+            return weighted_quantile(self.samples, qs, log_weights=self.log_weights)
         return torch.quantile(self.samples, qs, dim=0)
 
     def to_xarray(self, time: Sequence[Any] | np.ndarray | None = None) -> xr.DataArray:

@@ -1,10 +1,12 @@
 """`SequenceFlow`: a recurrent encoder conditioning a normalizing flow on the history (GRU-NF).
 
-For frame ``t`` the encoder state ``h_{t-1}`` (frames ``< t`` only) gives a context vector
+For frame ``t`` the encoder state ``h_{t-1}`` (frames ``< t`` only) gives a condition vector
 ``c_t = Linear(h_{t-1})``; the flow models ``p(x_t | c_t)`` and a point head predicts ``yhat_t``
 (trained jointly, so that refinements have a trained prediction to aim at). Training maximises
-the teacher-forced likelihood; forecasting samples step by step, every sample keeping its own
-recurrent state (one batched recurrent call per step over ``S x B`` rows).
+the teacher-forced likelihood (:mod:`snfseq.training` runs the loop); forecasting samples step
+by step, every sample keeping its own recurrent state (one batched recurrent call per step over
+``S x B`` rows) unless ``feedback="mean"`` feeds all samples of a series their mean, as the
+published code does. Checkpoint files are :mod:`snfseq.checkpoint`'s.
 
 Example:
     >>> import torch
@@ -20,191 +22,82 @@ from __future__ import annotations
 
 __all__ = ["FitHistory", "SequenceFlow", "SequenceFlowConfig"]
 
-import copy
-import math
 import os
-import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
-from snfseq.version import __version__
-from snfseq.flows import FLOW_KINDS, ConditionalFlow, build_flow
+from snfseq import checkpoint
+from snfseq.config import SequenceFlowConfig
+from snfseq.flows import ConditionalFlow, build_flow
 from snfseq.forecast import Forecast
 from snfseq.normalize import ContextNormalizer
+from snfseq.runtime import evaluating, seeded
+from snfseq.snf import AffineMap, ForecastStep, Refinement, Trace
+from snfseq.training import FitHistory, fit_loop
+from snfseq.validation import as_windows
 
-if TYPE_CHECKING:
-    from snfseq.snf import Refinement
-
-CHECKPOINT_FORMAT = "snfseq.SequenceFlow"
-CHECKPOINT_VERSION = 1
-_LOG_2PI = math.log(2 * math.pi)
-
-
-@dataclass
-class SequenceFlowConfig:
-    """Everything needed to rebuild a :class:`SequenceFlow` (saved in checkpoints)."""
-
-    features: int
-    hidden: int = 512
-    layers: int = 3
-    dropout: float = 0.2
-    cell: str = "gru"
-    context_size: int = 64
-    flow: str = "realnvp"
-    transforms: int = 5
-    flow_hidden: tuple[int, ...] = (512, 512, 512)
-    residual: bool = True
-    point_weight: float = 1.0
-    min_context: int = 2
-    encoder_input: str = "frames+deltas"
-
-
-@dataclass
-class FitHistory:
-    """Per-epoch training record returned by :meth:`SequenceFlow.fit`.
-
-    ``val_nll`` is the validation negative log-likelihood per feature and frame, in data units.
-    """
-
-    train_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_nll: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    best_epoch: int = -1
-    stopped_early: bool = False
-
-    def to_pandas(self) -> Any:
-        """The history as a ``pandas.DataFrame`` indexed by epoch."""
-        import pandas as pd
-
-        columns = {"train_loss": self.train_loss, "lr": self.lr}
-        if self.val_loss:
-            columns |= {"val_loss": self.val_loss, "val_nll": self.val_nll}
-        return pd.DataFrame(columns).rename_axis("epoch")
+CHECKPOINT_KIND = "snfseq.SequenceFlow"
+Feedback = Literal["sample", "mean"]
 
 
 class SequenceFlow(nn.Module):
     """Recurrent encoder + conditional flow + point head (GRU-NF).
 
-    Arguments:
-        features: Features per frame ``D`` (e.g. keypoints x coordinates).
-        hidden: Recurrent hidden size.
-        layers: Recurrent layers.
-        dropout: Dropout between recurrent layers (training only).
-        cell: ``"gru"`` or ``"lstm"``.
-        context_size: Size of the context vector ``c_t`` fed to every flow layer.
-        flow: Flow kind, one of :data:`snfseq.flows.FLOW_KINDS` (``"realnvp"`` default).
-        transforms: Number of flow layers.
-        flow_hidden: Hidden widths of each flow layer's conditioner.
-        residual: Model frame-to-frame changes (``x_t - x_{t-1}``) rather than frames.
-        point_weight: Weight of the point head's squared error in the training loss.
-        min_context: Fewest context frames a forecast accepts.
-        encoder_input: ``"frames+deltas"`` feeds the encoder each normalised frame and its
-            standardised change from the previous frame; ``"frames"`` feeds frames only (as
-            published). Deltas are close to stationary where positions are not, which keeps
-            the encoder in its trained range during large movements.
+    Args:
+        features: Features per frame ``D``, or a whole :class:`SequenceFlowConfig`.
+        **options: Any other field of :class:`SequenceFlowConfig` (``hidden``, ``layers``,
+            ``flow``, ``transforms``, ``flow_hidden``...), which documents them all.
+
+    Example:
+        >>> model = SequenceFlow(features=4, hidden=8, layers=1, transforms=2, flow_hidden=(8,))
+        >>> model.config.hidden, model.flow.num_layers
+        (8, 2)
     """
 
-    def __init__(
-        self,
-        features: int,
-        hidden: int = 512,
-        layers: int = 3,
-        dropout: float = 0.2,
-        cell: Literal["gru", "lstm"] = "gru",
-        context_size: int = 64,
-        flow: str = "realnvp",
-        transforms: int = 5,
-        flow_hidden: Sequence[int] = (512, 512, 512),
-        residual: bool = True,
-        point_weight: float = 1.0,
-        min_context: int = 2,
-        encoder_input: Literal["frames", "frames+deltas"] = "frames+deltas",
-    ) -> None:
+    def __init__(self, features: int | SequenceFlowConfig, **options: Any) -> None:
         super().__init__()
-        if features < 2:
-            raise ValueError(f"features must be >= 2, got {features}")
-        if cell not in ("gru", "lstm"):
-            raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
-        if flow not in FLOW_KINDS:
-            raise ValueError(f"unknown flow {flow!r}; expected one of {FLOW_KINDS}")
-        if min_context < 1:
-            raise ValueError(f"min_context must be >= 1, got {min_context}")
-        if encoder_input not in ("frames", "frames+deltas"):
-            raise ValueError(
-                f"encoder_input must be 'frames' or 'frames+deltas', got {encoder_input!r}"
-            )
-        self.config = SequenceFlowConfig(
-            features=features,
-            hidden=hidden,
-            layers=layers,
-            dropout=dropout,
-            cell=cell,
-            context_size=context_size,
-            flow=flow,
-            transforms=transforms,
-            flow_hidden=tuple(int(h) for h in flow_hidden),
-            residual=residual,
-            point_weight=point_weight,
-            min_context=min_context,
-            encoder_input=encoder_input,
-        )
-        rnn = nn.GRU if cell == "gru" else nn.LSTM
-        inputs = 2 * features if encoder_input == "frames+deltas" else features
-        self.encoder = rnn(
-            inputs, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
-        )
-        self.condition = nn.Sequential(nn.Linear(hidden, context_size), nn.Tanh())
+        if isinstance(features, SequenceFlowConfig):
+            config = SequenceFlowConfig(**(asdict(features) | options))
+        else:
+            known = {f.name for f in fields(SequenceFlowConfig)}
+            unknown = sorted(set(options) - known)
+            if unknown:
+                raise TypeError(f"unknown SequenceFlow options {unknown}; see SequenceFlowConfig")
+            config = SequenceFlowConfig(features=features, **options)
+        self.config = config
+        rnn = nn.GRU if config.cell == "gru" else nn.LSTM
+        inputs = 2 * config.features if config.encoder_input == "frames+deltas" else config.features
+        dropout = config.dropout if config.layers > 1 else 0.0
+        self.encoder = rnn(inputs, config.hidden, config.layers, batch_first=True, dropout=dropout)
+        self.condition = nn.Sequential(nn.Linear(config.hidden, config.context_size), nn.Tanh())
         self.flow: ConditionalFlow = build_flow(
-            flow, features, context_size, transforms=transforms, hidden=self.config.flow_hidden
+            config.flow,
+            config.features,
+            config.context_size,
+            transforms=config.transforms,
+            hidden=config.flow_hidden,
         )
-        self.point_head = nn.Linear(hidden, features)
-        self.normalizer = ContextNormalizer(features)
+        self.point_head = nn.Linear(config.hidden, config.features)
+        self.normalizer = ContextNormalizer(config.features)
 
     @property
     def features(self) -> int:
+        """Features per frame ``D``."""
         return self.config.features
 
     @property
     def device(self) -> torch.device:
+        """The device of the parameters."""
         return next(self.parameters()).device
 
-    # ------------------------------------------------------------------ validation
-
     def _as_windows(self, x: Tensor | np.ndarray, name: str, min_frames: int) -> Tensor:
-        tensor = torch.as_tensor(x, dtype=torch.float32)
-        if tensor.dim() == 2:
-            tensor = tensor.unsqueeze(0)
-        if tensor.dim() != 3:
-            raise ValueError(
-                f"{name} must be Tensor[B, T, D] (or [T, D]), got shape {tuple(tensor.shape)}"
-            )
-        if tensor.shape[-1] != self.features:
-            raise ValueError(
-                f"{name} has {tensor.shape[-1]} features but the model was built for "
-                f"{self.features}"
-            )
-        if tensor.shape[0] == 0:
-            raise ValueError(f"{name} is empty (no series)")
-        if tensor.shape[1] < min_frames:
-            raise ValueError(
-                f"{name} has {tensor.shape[1]} frames; at least {min_frames} are needed"
-            )
-        bad = ~torch.isfinite(tensor)
-        if bool(bad.any()):
-            series, frame, feature = (int(i) for i in bad.nonzero()[0])
-            raise ValueError(
-                f"{name} contains NaN or inf (first at series {series}, frame {frame}, "
-                f"feature {feature}); fill or drop missing frames first"
-            )
-        return tensor.to(self.device)
+        return as_windows(x, name, self.features, min_frames).to(self.device)
 
     # ------------------------------------------------------------------ encoder
 
@@ -254,7 +147,7 @@ class SequenceFlow(nn.Module):
     def nll(self, windows: Tensor | np.ndarray, context: int) -> Tensor:
         """Negative log-likelihood of the horizon frames, per feature, in data units.
 
-        Arguments:
+        Args:
             windows: ``Tensor[N, T, D]`` in data units.
             context: Frames that condition the rest (they also set the normalisation).
 
@@ -262,11 +155,8 @@ class SequenceFlow(nn.Module):
             ``Tensor[N]``: mean NLL per feature and horizon frame of each window.
         """
         windows = self._as_windows(windows, "windows", context + 1)
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
+        with evaluating(self), torch.no_grad():
             log_prob, _ = self._teacher_forced(windows, context)
-        self.train(was_training)
         horizon_log_prob = log_prob[:, context - 1 :] - self._flow_log_jacobian()
         return -horizon_log_prob.mean(1) / self.features
 
@@ -277,39 +167,31 @@ class SequenceFlow(nn.Module):
         windows: Tensor | np.ndarray,
         *,
         context: int | None = None,
-        epochs: int = 100,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-6,
-        clip_norm: float = 5.0,
         val_windows: Tensor | np.ndarray | None = None,
         val_fraction: float = 0.1,
-        patience: int = 10,
         seed: int | None = 0,
         device: str | torch.device | None = None,
-        progress: bool = True,
+        **options: Any,
     ) -> FitHistory:
-        """Trains by teacher-forced likelihood with Adam, a one-cycle schedule and early stopping.
+        """Trains by teacher-forced likelihood (loop: :func:`snfseq.training.fit_loop`).
 
-        Arguments:
+        Args:
             windows: Training windows ``Tensor[N, T, D]`` in data units.
             context: Frames of each window that set its normalisation (as at forecast time);
                 default ``T // 3``.
-            epochs: Most epochs to run.
-            batch_size: Windows per step.
-            lr: Peak learning rate of the one-cycle schedule.
-            weight_decay: Adam weight decay.
-            clip_norm: Gradient-norm clip.
             val_windows: Validation windows; when None, the last ``val_fraction`` of
                 ``windows`` (a contiguous block, so overlapping windows leak only at its edge).
                 Split by sequence beforehand (:func:`snfseq.data.split_sequences`) for an
                 honest validation set.
             val_fraction: See ``val_windows``; 0 disables validation and early stopping.
-            patience: Epochs without validation improvement before stopping; the best
-                weights are restored.
-            seed: Seeds parameter-free randomness of training (shuffling, dropout).
+            seed: Seeds the randomness of training (initial shuffles, dropout).
             device: ``"cpu"``, ``"cuda"``...; default CUDA when available.
-            progress: Show a tqdm bar.
+            **options: ``epochs`` (100), ``batch_size`` (64), ``lr`` (1e-3), ``weight_decay``
+                (1e-6), ``clip_norm`` (5), ``patience`` (10), ``progress`` (True): see
+                :func:`~snfseq.training.fit_loop`.
+
+        Returns:
+            The :class:`~snfseq.training.FitHistory`.
         """
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -319,90 +201,36 @@ class SequenceFlow(nn.Module):
         context = length // 3 if context is None else context
         if not 1 <= context < length:
             raise ValueError(f"context must be in [1, {length - 1}] for windows of {length} frames")
+        val: Tensor | None = None
         if val_windows is not None:
             val = self._as_windows(val_windows, "val_windows", context + 1)
         elif val_fraction > 0 and train.shape[0] >= 10:
             cut = train.shape[0] - max(1, int(round(val_fraction * train.shape[0])))
             train, val = train[:cut], train[cut:]
-        else:
-            val = None
-        if epochs < 1 or batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
-
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         if seed is not None:
             torch.manual_seed(seed)
         self.normalizer.fit(train.cpu(), context)
         self.normalizer.to(device)
 
-        optimizer = torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
-        steps_per_epoch = math.ceil(train.shape[0] / batch_size)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch
+        def loss(batch: Tensor) -> Tensor:
+            log_prob, point_error = self._teacher_forced(batch, context)
+            return -log_prob.mean() / self.features + self.config.point_weight * point_error.mean()
+
+        def validate() -> tuple[float, float]:
+            assert val is not None
+            return float(loss(val)), float(self.nll(val, context).mean())
+
+        return fit_loop(
+            self,
+            train,
+            loss,
+            validate=None if val is None else validate,
+            generator=generator,
+            **options,
         )
-        history = FitHistory()
-        best_state: dict[str, Tensor] | None = None
-        best = math.inf
-        stale = 0
-        bar = tqdm(range(epochs), desc="fit", disable=not progress, unit="epoch")
-        for epoch in bar:
-            self.train()
-            order = torch.randperm(train.shape[0], generator=generator).to(train.device)
-            total = 0.0
-            for start in range(0, train.shape[0], batch_size):
-                batch = train[order[start : start + batch_size]]
-                log_prob, point_error = self._teacher_forced(batch, context)
-                loss = -log_prob.mean() / self.features
-                loss = loss + self.config.point_weight * point_error.mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(self.parameters(), clip_norm)
-                optimizer.step()
-                scheduler.step()
-                total += float(loss.detach()) * batch.shape[0]
-            history.train_loss.append(total / train.shape[0])
-            history.lr.append(float(scheduler.get_last_lr()[0]))
-            postfix = {"loss": f"{history.train_loss[-1]:.3f}"}
-            if val is not None:
-                self.eval()
-                with torch.no_grad():
-                    log_prob, point_error = self._teacher_forced(val, context)
-                    val_loss = float(
-                        -log_prob.mean() / self.features
-                        + self.config.point_weight * point_error.mean()
-                    )
-                val_nll = float(self.nll(val, context).mean())
-                history.val_loss.append(val_loss)
-                history.val_nll.append(val_nll)
-                postfix["val_nll"] = f"{val_nll:.3f}"
-                if val_loss < best - 1e-4:
-                    best, stale, history.best_epoch = val_loss, 0, epoch
-                    best_state = copy.deepcopy(self.state_dict())
-                else:
-                    stale += 1
-                    if stale >= patience:
-                        history.stopped_early = True
-                        bar.set_postfix(postfix)
-                        break
-            bar.set_postfix(postfix)
-        bar.close()
-        if best_state is not None:
-            self.load_state_dict(best_state)
-        self.eval()
-        return history
 
     # ------------------------------------------------------------------ forecasting
-
-    def _expand_state(self, state: Any, num_samples: int) -> Any:
-        """Repeats recurrent state ``[L, B, H]`` to ``[L, S * B, H]`` (row ``s * B + b``)."""
-        if isinstance(state, tuple):
-            return tuple(self._expand_state(s, num_samples) for s in state)
-        layers, batch, hidden = state.shape
-        return (
-            state.unsqueeze(1)
-            .expand(layers, num_samples, batch, hidden)
-            .reshape(layers, num_samples * batch, hidden)
-        )
 
     def forecast(
         self,
@@ -411,18 +239,22 @@ class SequenceFlow(nn.Module):
         num_samples: int = 100,
         refinement: Refinement | None = None,
         *,
+        feedback: Feedback = "sample",
         seed: int | None = None,
         record_trace: bool = False,
         feature_names: Sequence[str] | None = None,
     ) -> Forecast:
         """Samples ``num_samples`` future trajectories of each series.
 
-        Arguments:
+        Args:
             context: Observed frames ``Tensor[B, T, D]`` (or ``[T, D]``) in data units.
             horizon: Frames to forecast ``H``.
             num_samples: Sample paths ``S`` per series.
             refinement: A :class:`snfseq.Refinement` to run MCMC between flow layers (GRU-SNF);
                 None samples the flow alone (GRU-NF).
+            feedback: What the recurrent state is fed after each step: ``"sample"`` (each
+                sample its own frame: every sample a coherent trajectory) or ``"mean"`` (the
+                sample mean of each series, as the published code; samples then share a state).
             seed: Makes the forecast reproducible (the global RNG is left as it was).
             record_trace: Keep the refinement's states, energies and accept flags.
             feature_names: Names for the feature axis of :meth:`Forecast.to_xarray`.
@@ -434,184 +266,179 @@ class SequenceFlow(nn.Module):
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        if feedback not in ("sample", "mean"):
+            raise ValueError(f"feedback must be 'sample' or 'mean', got {feedback!r}")
         if not bool(self.normalizer.fitted):
             raise RuntimeError("the model is not trained: call fit() or load a checkpoint")
         observed = self._as_windows(context, "context", self.config.min_context)
-        devices = [observed.device] if observed.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices, enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(seed)
+        with seeded(seed, [observed.device]), evaluating(self), torch.no_grad():
             return self._forecast(
-                observed, horizon, num_samples, refinement, record_trace, feature_names
+                observed, horizon, num_samples, refinement, feedback, record_trace, feature_names
             )
 
-    @torch.no_grad()
     def _forecast(
         self,
         observed: Tensor,
         horizon: int,
         num_samples: int,
         refinement: Refinement | None,
+        feedback: Feedback,
         record_trace: bool,
         feature_names: Sequence[str] | None,
     ) -> Forecast:
-        was_training = self.training
-        self.eval()
-        batch = observed.shape[0]
-        loc = self.normalizer.location(observed)
-        x = self.normalizer.normalize(observed, loc)
-        out, state = self._encode(x, None)
-        # feed_mean is the published procedure: one state per series, fed its sample mean.
-        feed_mean = refinement is not None and refinement.feedback == "mean"
-        if not feed_mean:
-            state = self._expand_state(state, num_samples)
-        h_top = out[:, -1].repeat(num_samples, 1)
-        previous = x[:, -1].repeat(num_samples, 1)
+        batch, rows = observed.shape[0], num_samples * observed.shape[0]
+        loc, state, h_top, previous = self._start(observed, num_samples)
+        if feedback == "sample":
+            state = _expand_state(state, num_samples)
+        loc_rows = loc.repeat(num_samples, 1)
+        series = torch.arange(batch, device=observed.device).repeat(num_samples)
         frames: list[Tensor] = []
-        step_log_weights: list[Tensor] = []
-        traces: list[Any] = []
-        for _ in range(horizon):
+        step_weights: list[Tensor] = []
+        ancestry: list[Tensor] = []  # per refined step, the sample each row was copied from
+        identity = torch.arange(num_samples, device=observed.device).repeat_interleave(batch)
+        resampled = False
+        traces: list[Trace] = []
+        for h in range(horizon):
             c = self.condition(h_top)
-            z = torch.randn(num_samples * batch, self.features, device=observed.device)
+            z = torch.randn(rows, self.features, device=observed.device)
             if refinement is None:
                 y, _ = self.flow.sample_from(z, c)
             else:
-                yhat = self.point_head(h_top)
+                step = self._step(h, h_top, previous, loc_rows, series, (num_samples, batch))
                 result = refinement.run(
-                    self.flow,
-                    z,
-                    c,
-                    yhat=yhat,
-                    batch_shape=(num_samples, batch),
-                    record=record_trace,
+                    self.flow, z, c, step=step, batch_shape=step.batch_shape, record=record_trace
                 )
-                y = result.y
-                step_log_weights.append(result.log_weight.reshape(num_samples, batch))
-                if record_trace:
+                y, parents = result.y, identity
+                if result.ancestors is not None:  # resampled rows: their histories follow them
+                    index, resampled = result.ancestors, True
+                    frames, step_weights, ancestry = (
+                        [_rows(t, index) for t in history]
+                        for history in (frames, step_weights, ancestry)
+                    )
+                    previous, h_top = previous[index], h_top[index]
+                    state = _take(state, index) if feedback == "sample" else state
+                    parents = index // batch
+                if result.log_weight is not None:
+                    step_weights.append(result.log_weight.reshape(num_samples, batch))
+                if result.trace is not None:
                     traces.append(result.trace)
+                ancestry.append(parents)
             frame = self._from_flow_space(y, previous)
             frames.append(frame)
-            if feed_mean:
+            if feedback == "mean":
                 fed = frame.reshape(num_samples, batch, -1).mean(0)
                 out, state = self._encode(fed.unsqueeze(1), previous[:batch], state)
-                h_top = out[:, 0].repeat(num_samples, 1)
-                previous = fed.repeat(num_samples, 1)
+                h_top, previous = out[:, 0].repeat(num_samples, 1), fed.repeat(num_samples, 1)
             else:
                 out, state = self._encode(frame.unsqueeze(1), previous, state)
-                h_top = out[:, 0]
-                previous = frame
-        self.train(was_training)
+                h_top, previous = out[:, 0], frame
         paths = torch.stack(frames, 1).reshape(num_samples, batch, horizon, self.features)
-        samples = self.normalizer.denormalize(paths, loc)
-        log_weights = steps = None
-        if step_log_weights and refinement is not None and refinement.reports_weights:
-            steps = torch.stack(step_log_weights, -1)
-            log_weights = steps.sum(-1)
-        trace = None
-        if traces:
-            from snfseq.snf import Trace
-
-            trace = Trace.stack(traces)
+        steps = torch.stack(step_weights, -1) if step_weights else None
         return Forecast(
-            samples=samples,
-            log_weights=log_weights,
+            samples=self.normalizer.denormalize(paths, loc),
+            log_weights=None if steps is None else steps.sum(-1),
             step_log_weights=steps,
-            trace=trace,
+            trace=Trace.stack(traces) if traces else None,
+            ancestors=torch.stack(ancestry, -1).reshape(num_samples, batch, horizon)
+            if resampled
+            else None,
             feature_names=feature_names,
         )
 
-    @torch.no_grad()
-    def condition_on(self, context: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
-        """Context vector and point prediction of the first forecast step.
+    def _step(
+        self,
+        h: int,
+        h_top: Tensor,
+        previous: Tensor,
+        loc_rows: Tensor,
+        series: Tensor,
+        batch_shape: tuple[int, int],
+    ) -> ForecastStep:
+        """What a refinement's target is built from at forecast step ``h`` (rows ``S x B``)."""
+        scale = self.normalizer.scale
+        previous_data = loc_rows + scale * previous
+        if self.config.residual:
+            to_data = AffineMap(previous_data, scale * self.normalizer.delta_scale)
+        else:
+            to_data = AffineMap(loc_rows, scale)
+        return ForecastStep(h, self.point_head(h_top), previous_data, series, to_data, batch_shape)
 
-        Arguments:
+    def _start(self, observed: Tensor, num_samples: int) -> tuple[Tensor, Any, Tensor, Tensor]:
+        """Encodes the context: ``(loc: [B, D], state: [L, B, H], h_top: [S * B, H],
+        previous: [S * B, D])``, rows ``s * B + b``, frames in normalised units."""
+        loc = self.normalizer.location(observed)
+        x = self.normalizer.normalize(observed, loc)
+        out, state = self._encode(x, None)
+        return loc, state, out[:, -1].repeat(num_samples, 1), x[:, -1].repeat(num_samples, 1)
+
+    @torch.no_grad()
+    def first_step(
+        self, context: Tensor | np.ndarray, num_samples: int = 1
+    ) -> tuple[Tensor, ForecastStep]:
+        """The condition and the target's :class:`~snfseq.snf.ForecastStep` of the first
+        forecast step, exactly as :meth:`forecast` builds them (rows ``s * B + b``).
+
+        Args:
             context: Observed frames ``Tensor[B, T, D]`` (or ``[T, D]``) in data units.
+            num_samples: Rows per series ``S``.
 
         Returns:
-            ``(c: Tensor[B, C], yhat: Tensor[B, D])``, both in the flow's standardised space:
-            what a refinement of the first forecast frame conditions on and aims at.
+            ``(c: Tensor[S * B, C], step)``; ``step.yhat`` is the point prediction in the
+            flow's standardised space, what a refinement of the first frame aims at.
         """
         observed = self._as_windows(context, "context", self.config.min_context)
-        was_training = self.training
-        self.eval()
-        x = self.normalizer.normalize(observed, self.normalizer.location(observed))
-        out, _ = self._encode(x, None)
-        self.train(was_training)
-        return self.condition(out[:, -1]), self.point_head(out[:, -1])
+        batch = observed.shape[0]
+        with evaluating(self):
+            loc, _, h_top, previous = self._start(observed, num_samples)
+            series = torch.arange(batch, device=observed.device).repeat(num_samples)
+            step = self._step(
+                0, h_top, previous, loc.repeat(num_samples, 1), series, (num_samples, batch)
+            )
+            return self.condition(h_top), step
+
+    def condition_on(self, context: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
+        """Condition vector ``Tensor[B, C]`` and point prediction ``Tensor[B, D]`` (flow
+        space) of the first forecast step: :meth:`first_step` with one row per series.
+
+        Args:
+            context: Observed frames ``Tensor[B, T, D]`` (or ``[T, D]``) in data units.
+        """
+        c, step = self.first_step(context, 1)
+        return c, step.yhat
 
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Writes config, weights, normalisation and package version, atomically.
-
-        The file is written beside ``path`` and renamed over it, so an interrupted save never
-        leaves a half-written checkpoint (or destroys the previous one).
-        """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "format": CHECKPOINT_FORMAT,
-            "format_version": CHECKPOINT_VERSION,
-            "snfseq_version": __version__,
-            "config": {
-                k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.config).items()
-            },
-            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
-        }
-        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                torch.save(payload, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        """Writes config, weights, normalisation and package version, atomically."""
+        return checkpoint.write(path, CHECKPOINT_KIND, asdict(self.config), self.state_dict())
 
     @classmethod
     def load(
         cls, path: str | os.PathLike[str], map_location: str | torch.device | None = None
     ) -> SequenceFlow:
         """Loads a checkpoint written by :meth:`save` (``torch.load(weights_only=True)``)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint at {path}")
-        try:
-            payload = torch.load(path, map_location=map_location or "cpu", weights_only=True)
-        except Exception as error:
-            raise ValueError(
-                f"{path} is not a readable snfseq checkpoint (corrupt, truncated or foreign "
-                f"file): {type(error).__name__}: {str(error).splitlines()[0][:200]}"
-            ) from error
-        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not an snfseq SequenceFlow checkpoint")
-        if payload.get("format_version", 0) > CHECKPOINT_VERSION:
-            raise ValueError(
-                f"{path} was written by a newer snfseq ({payload.get('snfseq_version')}); "
-                f"upgrade snfseq to read it"
-            )
-        config = dict(payload["config"])
+        config, state = checkpoint.read(path, CHECKPOINT_KIND, map_location)
         model = cls(**config)
-        state = payload["state_dict"]
-        mine = model.state_dict()
-        mismatched = [
-            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-            for k, v in mine.items()
-            if k in state and state[k].shape != v.shape
-        ]
-        missing = sorted(set(mine) - set(state))
-        unexpected = sorted(set(state) - set(mine))
-        if mismatched or missing or unexpected:
-            details = "; ".join(
-                mismatched[:3]
-                + ([f"missing {missing[:3]}"] if missing else [])
-                + ([f"unexpected {unexpected[:3]}"] if unexpected else [])
-            )
-            raise ValueError(f"{path} does not match its own config ({details})")
-        model.load_state_dict(state)
+        checkpoint.load_state(model, state, path)
         if map_location is not None:
             model.to(map_location)
-        model.eval()
-        return model
+        return model.eval()
+
+
+def _expand_state(state: Any, num_samples: int) -> Any:
+    """Repeats recurrent state ``[L, B, H]`` to ``[L, S * B, H]`` (row ``s * B + b``)."""
+    if isinstance(state, tuple):
+        return tuple(_expand_state(s, num_samples) for s in state)
+    return state.repeat(1, num_samples, 1)
+
+
+def _rows(values: Tensor, index: Tensor) -> Tensor:
+    """Rows ``index`` of per-row values ``Tensor[N, ...]`` (or ``Tensor[S, B]``, N = S x B)."""
+    return values.reshape(index.shape[0], -1)[index].reshape(values.shape)
+
+
+def _take(state: Any, index: Tensor) -> Any:
+    """Rows ``index`` of a recurrent state ``[L, N, H]`` (or an LSTM's pair of them)."""
+    if isinstance(state, tuple):
+        return tuple(_take(s, index) for s in state)
+    return state[:, index]

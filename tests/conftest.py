@@ -17,9 +17,19 @@ def pytest_configure(config: pytest.Config) -> None:
 CONTEXT, HORIZON = 8, 8
 
 
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Test tensors are small: one thread is as fast, and immune to oversubscribed cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def face_split() -> dict[str, torch.Tensor]:
     """Real face landmarks (10-point layout, x/y): train/test windows split in time."""
+    pytest.importorskip("mediapipe", reason="real face landmarks need the landmark extractor")
     from snfseq import data
 
     sequences = data.face_sequences(layout="mesh10", progress=False)

@@ -3,7 +3,6 @@
 import importlib
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import warnings
@@ -13,7 +12,7 @@ import pytest
 import torch
 import xarray as xr
 
-from snfseq import data, motion
+from snfseq import data, landmarks
 from snfseq.data import (
     cache_dir,
     face_sequences,
@@ -27,7 +26,7 @@ from snfseq.data import (
     split_sequences,
     to_array,
 )
-from snfseq.motion.layouts import MESH68_GROUPS
+from snfseq.landmarks import MESH68_GROUPS
 
 datasets = importlib.import_module("snfseq.data.datasets")
 io_module = importlib.import_module("snfseq.data.io")
@@ -83,7 +82,7 @@ def test_load_face_carphone():
 
 def test_load_face_matches_direct_extraction(shared_cache):
     face = load_face("carphone", layout="mesh", coords=("x", "y", "z"), progress=False)
-    direct = motion.extract(data.face_video("carphone"), progress=False)
+    direct = landmarks.extract(data.face_video("carphone"), progress=False)
     np.testing.assert_array_equal(face.values, direct.values)
     reduced = load_face("carphone", layout="mesh68", progress=False).values
     # Independent reference: the published mapping applied by hand.
@@ -139,7 +138,7 @@ def test_wolfgang_and_face_sequences():
 
 @pytest.mark.usefixtures("shared_cache")
 def test_face_sequences_fit_one_pca_basis_for_all_videos():
-    layout = motion.PCALayout(8)
+    layout = landmarks.PCALayout(8)
     sequences = face_sequences(layout=layout, progress=False)
     assert layout.is_fitted
     assert [s.shape for s in sequences] == [(120, 8), (472, 8)]
@@ -175,7 +174,7 @@ def test_missing_packages_name_the_extra(monkeypatch):
 
 def test_import_is_lazy():
     code = (
-        "import sys, snfseq.data, snfseq.motion; "
+        "import sys, snfseq.data, snfseq.landmarks, snfseq.motion; "
         "print([m for m in ('cv2', 'mediapipe', 'pybullet', 'av') if m in sys.modules])"
     )
     result = subprocess.run(
@@ -398,4 +397,6 @@ def test_face_pipeline_end_to_end():
     train, val = split_sequences(sequences, (0.8, 0.2), by="time", gap=24)
     windows = make_windows(train, context=8, horizon=16, stride=4)
     assert windows.shape[1:] == (24, 20) and torch.isfinite(windows).all()
-    assert os.environ["SNFSEQ_CACHE_DIR"]
+    # Windows come from the training blocks only, and none is lost to a frame without a face.
+    assert len(windows) == sum((len(block) - 24) // 4 + 1 for block in train)
+    np.testing.assert_array_equal(windows[0].numpy(), train[0][:24])

@@ -24,15 +24,6 @@ from snfseq.snf import Refinement
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """The tensors are small: one thread is as fast and immune to oversubscribed cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
@@ -171,15 +162,40 @@ def test_run_chains_layout_and_energies(model):
     np.testing.assert_allclose(sample_stats["step_size"].values, 0.1)
     assert posterior.attrs["sampling_time"] > 0 and posterior.attrs["kernel"] == "mala"
 
-    # The recorded energy is the block energy of the recorded state.
-    c, yhat = flow_model.condition_on(windows[:3, :5])
-    target = refinement.target_energy(yhat)
+    # The recorded energy is the block energy of the recorded state (rows chain * B + series).
+    c, step = flow_model.first_step(windows[:3, :5], num_samples=5)
+    target = refinement.target_for(step)
     for j, k in enumerate([0, 2]):
         energy = refinement.block_energy(flow_model.flow, k, c, target, [0.5, 1.0][j])
-        states = torch.as_tensor(posterior["y"].values[:, :, j])
-        np.testing.assert_allclose(
-            energy(states).numpy(), sample_stats["energy"].values[:, :, j], rtol=1e-5, atol=1e-5
-        )
+        states = torch.as_tensor(posterior["y"].values[:, :, j]).transpose(0, 1).reshape(7, 15, 4)
+        recorded = sample_stats["energy"].values[:, :, j].transpose(1, 0, 2).reshape(7, 15)
+        np.testing.assert_allclose(energy(states).numpy(), recorded, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", ["rwm", "mala", "hmc"])
+def test_diagnostic_chains_are_the_chains_a_forecast_runs(model, kernel):
+    """Same seed, same code: the diagnostic chains are draw for draw the forecast's own."""
+    flow_model, windows = model
+    refinement = Refinement(kernel=kernel, steps=3, step_size=0.2, after=[0, 2])
+    context = windows[:2, :5]
+    fc = flow_model.forecast(
+        context, horizon=2, num_samples=6, refinement=refinement, record_trace=True, seed=9
+    )
+    tree = diagnostics.run_chains(
+        flow_model, context, refinement, num_chains=6, num_draws=3, seed=9
+    )
+    # Forecast trace: [time, block, step, sample, series, D]; chains: [chain, draw, block, ...].
+    forecast_chains = fc.trace.states[0].permute(2, 1, 0, 3, 4).numpy()
+    np.testing.assert_array_equal(tree["posterior"]["y"].values, forecast_chains)
+    forecast_energies = fc.trace.energies[0].permute(2, 1, 0, 3).numpy()
+    np.testing.assert_array_equal(tree["sample_stats"]["energy"].values, forecast_energies)
+    # Longer diagnostic chains start from the same draws: their first block's first draws agree.
+    longer = diagnostics.run_chains(
+        flow_model, context, refinement, num_chains=6, num_draws=8, seed=9
+    )
+    np.testing.assert_array_equal(
+        longer["posterior"]["y"].values[:, :3, 0], tree["posterior"]["y"].values[:, :, 0]
+    )
 
 
 def test_run_chains_is_reproducible_and_chains_differ(model):

@@ -9,13 +9,20 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from snfseq import motion
-from snfseq.motion import PCALayout, SubsetLayout, apply_gap_policy, get_layout
-from snfseq.motion.layouts import FACE_MESH_POINTS, MESH10_GROUPS, MESH68_GROUPS
+from snfseq import landmarks, motion
+from snfseq.landmarks import (
+    FACE_MESH_POINTS,
+    MESH10_GROUPS,
+    MESH68_GROUPS,
+    PCALayout,
+    SubsetLayout,
+    apply_gap_policy,
+    get_layout,
+)
 
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("mediapipe")
-extract_module = importlib.import_module("snfseq.motion.extract")
+extract_module = importlib.import_module("snfseq.landmarks.extract")
 
 FACE_RUN, SHORT_BLANK, FACE_RUN_2, LONG_BLANK, FACE_RUN_3 = 30, 3, 30, 12, 20
 
@@ -31,7 +38,7 @@ def carphone_path() -> str:
 
 @pytest.fixture(scope="module")
 def carphone(carphone_path):
-    return motion.extract(carphone_path, progress=False)
+    return landmarks.extract(carphone_path, progress=False)
 
 
 def _read_bgr(path: str) -> list[np.ndarray]:
@@ -73,7 +80,7 @@ def gapped_video(carphone_path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def gapped(gapped_video):
-    return motion.extract(gapped_video, progress=False)
+    return landmarks.extract(gapped_video, progress=False)
 
 
 def _blank_mask() -> np.ndarray:
@@ -82,6 +89,16 @@ def _blank_mask() -> np.ndarray:
     start = FACE_RUN + SHORT_BLANK + FACE_RUN_2
     mask[start : start + LONG_BLANK] = True
     return mask
+
+
+def test_motion_reexports_the_landmark_layer():
+    assert motion.extract is landmarks.extract
+    assert motion.layouts is landmarks.layouts
+    assert motion.get_layout is landmarks.get_layout and motion.Layout is landmarks.Layout
+    assert set(motion.__all__) == set(landmarks.__all__)
+    # The module paths from before the move are the same module objects, not copies.
+    assert importlib.import_module("snfseq.motion.extract") is extract_module
+    assert importlib.import_module("snfseq.motion.layouts") is landmarks.layouts
 
 
 # --- extraction on the bundled real video ------------------------------------------------------
@@ -105,7 +122,7 @@ def test_carphone_every_frame_detected(carphone, carphone_path):
 
 
 def test_refine_adds_iris_points_inside_the_eyes(carphone_path):
-    refined = motion.extract(carphone_path, refine=True, max_frames=5, progress=False)
+    refined = landmarks.extract(carphone_path, refine=True, max_frames=5, progress=False)
     assert refined.shape == (5, 478, 3)
     x = refined.sel(coord="x").values
     eyes = [(33, 133), (362, 263)]
@@ -121,10 +138,10 @@ def test_refine_adds_iris_points_inside_the_eyes(carphone_path):
 
 
 def test_pose_and_face_plus_pose(carphone_path):
-    pose = motion.extract(carphone_path, landmarks="pose", max_frames=8, progress=False)
+    pose = landmarks.extract(carphone_path, landmarks="pose", max_frames=8, progress=False)
     assert pose.shape == (8, 33, 3)
     assert bool(pose.detected.all())
-    both = motion.extract(carphone_path, landmarks="face+pose", max_frames=8, progress=False)
+    both = landmarks.extract(carphone_path, landmarks="face+pose", max_frames=8, progress=False)
     assert both.shape == (8, FACE_MESH_POINTS + 33, 3)
     assert (both.part.values == "face").sum() == FACE_MESH_POINTS
     assert (both.part.values == "pose").sum() == 33
@@ -135,9 +152,9 @@ def test_pose_and_face_plus_pose(carphone_path):
 
 
 def test_max_frames_and_progress_bar(carphone_path, capsys):
-    motion.extract(carphone_path, max_frames=3, progress=False)
+    landmarks.extract(carphone_path, max_frames=3, progress=False)
     assert "frame" not in capsys.readouterr().err
-    first = motion.extract(carphone_path, max_frames=3, progress=True)
+    first = landmarks.extract(carphone_path, max_frames=3, progress=True)
     assert "frame" in capsys.readouterr().err
     assert first.sizes["time"] == 3
 
@@ -147,7 +164,7 @@ def test_pyav_fallback_decodes_the_same_frames(carphone_path, carphone, monkeypa
     monkeypatch.setattr(
         extract_module, "_optional_module", lambda name: None if name == "cv2" else real(name)
     )
-    decoded = motion.extract(carphone_path, max_frames=10, progress=False)
+    decoded = landmarks.extract(carphone_path, max_frames=10, progress=False)
     assert decoded.shape == (10, FACE_MESH_POINTS, 3)
     assert decoded.attrs["width"] == 176 and decoded.attrs["fps"] == pytest.approx(29.97, 0.01)
     # Same bitstream through two FFmpeg-based decoders: landmarks agree to well below a pixel.
@@ -169,7 +186,7 @@ def test_blank_frames_are_marked_not_dropped(gapped):
 
 
 def test_interpolate_fills_short_gaps_linearly(gapped, gapped_video):
-    filled = motion.extract(gapped_video, gaps="interpolate", max_gap=5, progress=False)
+    filled = landmarks.extract(gapped_video, gaps="interpolate", max_gap=5, progress=False)
     detected = gapped.detected.values
     np.testing.assert_array_equal(filled.detected.values, detected)
     short = slice(FACE_RUN, FACE_RUN + SHORT_BLANK)
@@ -189,7 +206,7 @@ def test_interpolate_fills_short_gaps_linearly(gapped, gapped_video):
 
 
 def test_split_returns_contiguous_complete_pieces(gapped_video):
-    pieces = motion.extract(gapped_video, gaps="split", max_gap=5, progress=False)
+    pieces = landmarks.extract(gapped_video, gaps="split", max_gap=5, progress=False)
     assert isinstance(pieces, list) and len(pieces) == 2
     for piece in pieces:
         assert not np.isnan(piece.values).any()
@@ -208,7 +225,7 @@ def test_raise_names_the_frame_ranges(gapped, gapped_video):
         for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))
     ]
     with pytest.raises(ValueError) as info:
-        motion.extract(gapped_video, gaps="raise", progress=False)
+        landmarks.extract(gapped_video, gaps="raise", progress=False)
     message = str(info.value)
     assert "gapped.mp4" in message
     for text in ranges:
@@ -219,18 +236,18 @@ def test_video_without_face_raises(tmp_path):
     gray = [np.full((144, 176, 3), value, dtype=np.uint8) for value in range(100, 120)]
     video = _write_mp4(tmp_path / "gray.mp4", gray)
     with pytest.raises(ValueError, match=r"no face was detected in .*gray\.mp4"):
-        motion.extract(video, progress=False)
+        landmarks.extract(video, progress=False)
 
 
 def test_missing_and_undecodable_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
-        motion.extract(tmp_path / "absent.mp4", progress=False)
+        landmarks.extract(tmp_path / "absent.mp4", progress=False)
     junk = tmp_path / "junk.mp4"
     junk.write_text("this is not a video")
     with pytest.raises(ValueError, match="cannot decode"):
-        motion.extract(junk, progress=False)
+        landmarks.extract(junk, progress=False)
     with pytest.raises(ValueError, match="not a file"):
-        motion.extract(tmp_path, progress=False)
+        landmarks.extract(tmp_path, progress=False)
 
 
 @pytest.mark.parametrize(
@@ -245,13 +262,13 @@ def test_missing_and_undecodable_files(tmp_path):
 )
 def test_bad_arguments(carphone_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        motion.extract(carphone_path, progress=False, **kwargs)
+        landmarks.extract(carphone_path, progress=False, **kwargs)
 
 
 def test_missing_mediapipe_names_the_extra(carphone_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "mediapipe", None)
     with pytest.raises(ImportError, match=r"snfseq\[video\]"):
-        motion.extract(carphone_path, progress=False)
+        landmarks.extract(carphone_path, progress=False)
 
 
 # --- gap policy on plain arrays ----------------------------------------------------------------

@@ -15,15 +15,6 @@ from snfseq.energy import Energy, Gaussian, GaussianMixture, Interpolated, Poten
 from snfseq.kernels import HMC, MALA, FullTransition, RandomWalkMetropolis, Transition
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """These tensors are small: one thread is as fast and immune to oversubscribed cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class CorrelatedGaussian(Energy):
     """``0.5 (x - mean)^T P (x - mean)`` with a closed-form gradient."""
 

@@ -17,6 +17,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from snfseq import metrics
+from snfseq.metrics import _pairwise
 
 F64 = torch.float64
 
@@ -405,7 +406,7 @@ def test_results_do_not_depend_on_blocking(forecast, monkeypatch):
     }
     expected = {name: call() for name, call in calls.items()}
     # A tiny budget forces one series per slice, one row per block, refinement in pieces.
-    monkeypatch.setattr(metrics, "_BLOCK_BUDGET", 50)
+    monkeypatch.setattr(_pairwise, "_BLOCK_BUDGET", 50)
     for name, call in calls.items():
         close(call(), expected[name])
 

@@ -8,19 +8,19 @@ import pytest
 import torch
 import zuko
 
-from snfseq import Refinement, energy, snf
+from snfseq import Refinement, energy, snf, weights
 from snfseq.flows import build_flow
 
 CONTEXT = 8
 
 
-def _published_forecast(model, context, horizon, num_samples, seed, faithful):
+def _published_forecast(model, context, horizon, num_samples, seed, faithful, feed_mean):
     """A plain, separate implementation of the published GRU-SNF sampler.
 
     Per forecast step: base noise, then after every coupling layer 2 random-walk proposals of
     step 0.35 on E_k(y) = (1 - lam_k) |y|^2 / 2 + lam_k |yhat - y|^2, lam_k = k / (K - 1).
-    faithful=False: one accept per sample, every sample its own recurrent state.
-    faithful=True: the published code's per-coordinate accept, state fed the sample mean.
+    faithful=False: one accept per sample; faithful=True: the published per-coordinate accept.
+    feed_mean=False: every sample its own recurrent state; True: the state fed the sample mean.
     """
     torch.manual_seed(seed)
     flow, norm = model.flow, model.normalizer
@@ -30,7 +30,7 @@ def _published_forecast(model, context, horizon, num_samples, seed, faithful):
         x = norm.normalize(context, loc)
         batch = x.shape[0]
         out, state = model._encode(x, None)
-        if not faithful:
+        if not feed_mean:
             state = state.repeat_interleave(1, 1).unsqueeze(1).expand(-1, num_samples, -1, -1)
             state = state.reshape(state.shape[0], num_samples * batch, -1)
         h = out[:, -1].repeat(num_samples, 1)
@@ -59,7 +59,7 @@ def _published_forecast(model, context, horizon, num_samples, seed, faithful):
                         y = torch.where(accept.unsqueeze(-1), proposal, y)
             frame = previous + y * norm.delta_scale
             frames.append(frame)
-            if faithful:
+            if feed_mean:
                 fed = frame.reshape(num_samples, batch, -1).mean(0)
                 out, state = model._encode(fed.unsqueeze(1), previous[:batch], state)
                 h = out[:, 0].repeat(num_samples, 1)
@@ -71,15 +71,22 @@ def _published_forecast(model, context, horizon, num_samples, seed, faithful):
         return norm.denormalize(paths, loc)
 
 
-@pytest.mark.parametrize("faithful", [False, True])
+@pytest.mark.parametrize(
+    ("faithful", "feedback"),
+    [(False, "sample"), (True, "mean"), (True, "sample"), (False, "mean")],
+    ids=["corrected", "published-code", "per-coordinate-only", "mean-fed-only"],
+)
 def test_paper_refinement_matches_a_plain_implementation_draw_for_draw(
-    trained_model, face_split, faithful
+    trained_model, face_split, faithful, feedback
 ) -> None:
     context = face_split["test"][:3, :CONTEXT]
+    refinement = Refinement.paper(faithful=faithful)
     fc = trained_model.forecast(
-        context, horizon=4, num_samples=20, refinement=Refinement.paper(faithful=faithful), seed=11
+        context, horizon=4, num_samples=20, refinement=refinement, feedback=feedback, seed=11
     )
-    expected = _published_forecast(trained_model, context, 4, 20, seed=11, faithful=faithful)
+    expected = _published_forecast(
+        trained_model, context, 4, 20, seed=11, faithful=faithful, feed_mean=feedback == "mean"
+    )
     torch.testing.assert_close(fc.samples, expected, atol=1e-5, rtol=1e-5)
     assert (fc.log_weights is None) == faithful
     # The refinement moves the samples: they differ from plain GRU-NF with the same seed.
@@ -166,18 +173,84 @@ def test_trace_is_recorded_on_request_only(trained_model, face_split) -> None:
     assert fc.ess.shape == (2,) and fc.step_ess.shape == (2, 2)
 
 
-def test_custom_target_energy_drives_the_refinement(trained_model, face_split) -> None:
-    def target(yhat: torch.Tensor) -> energy.Energy:
-        return energy.Gaussian(yhat, 0.5) + 0.1 * energy.StandardNormal()
-
-    refinement = Refinement(kernel="mala", target=target)
-    yhat = torch.randn(3, 20)
-    y = torch.randn(3, 20)
-    expected = 0.5 * ((y - yhat) / 0.5).square().sum(-1) + 0.05 * y.square().sum(-1)
-    torch.testing.assert_close(refinement.target_energy(yhat)(y), expected)
+def test_a_target_written_in_data_units_drives_the_refinement(trained_model, face_split) -> None:
+    """A step-aware target built from ForecastStep, in data units, pulls the samples to it."""
     context = face_split["test"][:2, :CONTEXT]
-    fc = trained_model.forecast(context, horizon=2, num_samples=6, refinement=refinement, seed=0)
-    assert fc.samples.shape == (6, 2, 2, 20) and torch.isfinite(fc.log_weights).all()
+    anchor = context[:, -1] + 0.01  # data units, one anchor per series
+    seen = []
+
+    def target(step: snf.ForecastStep) -> energy.Energy:
+        seen.append(step)
+        return step.to_data.pull_back(energy.Gaussian(anchor[step.series], 0.005))
+
+    refinement = Refinement(kernel="hmc", target=target, after=[2], steps=10, step_size=0.2)
+    fc = trained_model.forecast(context, horizon=3, num_samples=50, refinement=refinement, seed=0)
+    plain = trained_model.forecast(context, horizon=3, num_samples=50, seed=0)
+    # Every step built its target from its own context object.
+    assert [step.step for step in seen] == [0, 1, 2]
+    assert seen[0].batch_shape == (50, 2) and seen[0].series.tolist()[:4] == [0, 1, 0, 1]
+    torch.testing.assert_close(seen[0].previous[:2], context[:, -1])
+    y = torch.randn(100, 20)
+    torch.testing.assert_close(
+        seen[0].to_data.to_flow(seen[0].to_data.to_data(y)), y, atol=1e-4, rtol=1e-4
+    )
+    # The refined first frame sits by the anchor; plain GRU-NF's does not.
+    refined = (fc.samples[:, :, 0] - anchor).norm(dim=-1).mean()
+    unrefined = (plain.samples[:, :, 0] - anchor).norm(dim=-1).mean()
+    assert refined < 0.5 * unrefined, (refined, unrefined)
+    assert torch.isfinite(fc.log_weights).all()
+
+
+class CountingGaussian(energy.Gaussian):
+    """A Gaussian that counts how often its value and gradient are evaluated."""
+
+    calls = 0
+
+    def _value_and_grad(self, x):
+        CountingGaussian.calls += 1
+        return super()._value_and_grad(x)
+
+
+@pytest.mark.parametrize(("kernel", "steps", "most"), [("mala", 3, 4), ("hmc", 2, 2 * 5 + 1)])
+def test_a_block_reuses_the_gradient_between_transitions(kernel, steps, most) -> None:
+    """MALA with M steps evaluates energy + gradient M + 1 times a block, not 2 M."""
+    torch.manual_seed(3)
+    flow = build_flow("realnvp", features=3, context=0, transforms=2, hidden=(8,))
+    refinement = Refinement(kernel=kernel, steps=steps, after=[1], lam=[1.0])
+    target = CountingGaussian(torch.zeros(3))
+    CountingGaussian.calls = 0
+    refinement.run(flow, torch.randn(5, 3), target=target)
+    assert CountingGaussian.calls == most
+
+
+def test_resampled_paths_carry_their_histories_and_ancestry(trained_model, face_split) -> None:
+    """A refinement that resamples hands the model ancestor rows; histories follow them."""
+
+    class Resampling(Refinement):
+        def run(self, flow, z, c=None, **options):
+            result = super().run(flow, z, c, **options)
+            num_samples, batch = options["batch_shape"]
+            picks = weights.resample(result.log_weight.reshape(num_samples, batch))
+            rows = picks * batch + torch.arange(batch)  # ancestor sample s -> row s * B + b
+            result.ancestors = rows.reshape(-1)
+            result.y = result.y[result.ancestors]
+            result.log_weight = torch.zeros_like(result.log_weight)
+            return result
+
+    context = face_split["test"][:2, :CONTEXT]
+    fc = trained_model.forecast(
+        context, horizon=3, num_samples=8, refinement=Resampling(kernel="mala"), seed=0
+    )
+    assert fc.ancestors.shape == (8, 2, 3) and fc.ancestors.dtype == torch.long
+    assert fc.ancestors.min() >= 0 and fc.ancestors.max() < 8
+    # A path copied at step h has its ancestor's earlier frames: copies share their history.
+    for h in range(1, 3):
+        for b in range(2):
+            for s in range(8):
+                twin = (fc.ancestors[:, b, h] == fc.ancestors[s, b, h]).nonzero().flatten()
+                torch.testing.assert_close(
+                    fc.samples[twin, b, :h], fc.samples[s, b, :h].expand(len(twin), -1, -1)
+                )
 
 
 def test_refinement_configuration_errors() -> None:
@@ -187,8 +260,7 @@ def test_refinement_configuration_errors() -> None:
         Refinement(kernel="nuts")
     with pytest.raises(ValueError, match="steps must be >= 1"):
         Refinement(steps=0)
-    with pytest.raises(ValueError, match="faithful=True reproduces"):
-        Refinement(kernel="mala", faithful=True)
+    assert Refinement.paper(faithful=True).faithful and not Refinement.paper().faithful
     with pytest.raises(ValueError, match="outside the flow's 3 layers"):
         Refinement(after=[5]).blocks(3)
     with pytest.raises(ValueError, match="lam has 2 values for 3 blocks"):

@@ -1,7 +1,15 @@
 """Keypoint data: bundled real datasets, user keypoint files, windows and splits.
 
-Importing this package is cheap: MediaPipe, OpenCV and pybullet are imported only when a
-dataset is first built.
+Face datasets are built with :mod:`snfseq.landmarks` (extraction and layouts), the layer below
+this one. Importing this package is cheap: MediaPipe, OpenCV and pybullet are imported only
+when a dataset is first built.
+
+Example:
+    >>> import numpy as np
+    >>> from snfseq import data
+    >>> train, val = data.split_sequences([np.zeros((100, 10, 2))], (0.8, 0.2))
+    >>> tuple(data.make_windows(train, context=8, horizon=8, stride=4).shape)
+    (17, 16, 20)
 """
 
 from .cache import cache_dir

@@ -21,8 +21,7 @@ import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
-from ..motion.extract import apply_gap_policy, extract
-from ..motion.layouts import Layout, get_layout
+from ..landmarks import Layout, apply_gap_policy, extract, get_layout
 from .cache import cached_arrays
 from .windows import to_array
 
@@ -191,7 +190,7 @@ def load_face(
 
     The full MediaPipe mesh is extracted once (gaps marked) and cached; runs of at most
     ``max_gap`` frames without a face are then filled by linear interpolation, the chosen
-    coordinates kept, and the mesh reduced to ``layout``. A :class:`~snfseq.motion.Layout`
+    coordinates kept, and the mesh reduced to ``layout``. A :class:`~snfseq.landmarks.Layout`
     that is not fitted yet is fitted in place on this video's frames, so that it can
     ``expand`` the result back to the mesh afterwards.
 

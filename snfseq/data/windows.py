@@ -10,14 +10,12 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
+import torch
 import xarray as xr
 from numpy.typing import ArrayLike, NDArray
-
-if TYPE_CHECKING:
-    import torch
 
 __all__ = ["to_array", "make_windows", "split_sequences"]
 
@@ -92,8 +90,6 @@ def make_windows(
         >>> tuple(windows.shape)
         (104, 24, 20)
     """
-    import torch
-
     for label, value, low in (
         ("context", context, 1),
         ("horizon", horizon, 0),

@@ -1,8 +1,10 @@
-"""Landmarks per video frame with MediaPipe (face mesh, body pose or both), and gap handling.
+"""Landmarks per video frame with MediaPipe (face mesh, body pose or both).
 
-Frames in which nothing is detected are kept as NaN with ``detected=False``; what happens to
-those gaps afterwards is a policy (:func:`apply_gap_policy`): leave them marked, fill short ones
-by linear interpolation, split the sequence at long ones, or refuse the video.
+Frames are decoded with OpenCV, or with PyAV where OpenCV cannot read the file. Frames in which
+nothing is detected are kept as NaN with ``detected=False``; what happens to those gaps
+afterwards is a policy (:func:`~snfseq.landmarks.gaps.apply_gap_policy`, re-exported here):
+leave them marked, fill short ones by linear interpolation, split the sequence at long ones, or
+refuse the video. MediaPipe, OpenCV and PyAV are imported on first use.
 """
 
 from __future__ import annotations
@@ -14,25 +16,22 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, get_args, overload
 
 import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+from .gaps import GapPolicy, apply_gap_policy
 
 __all__ = ["GapPolicy", "LandmarkSet", "extract", "apply_gap_policy"]
 
-GapPolicy = Literal["mark", "interpolate", "split", "raise"]
-"""What to do with frames without a detection: see :func:`apply_gap_policy`."""
 LandmarkSet = Literal["face", "pose", "face+pose"]
 """Which MediaPipe landmarks to extract."""
 
-_GAP_POLICIES = ("mark", "interpolate", "split", "raise")
 _LANDMARK_SETS = ("face", "pose", "face+pose")
 _POSE_POINTS = 33
-# Interpolation builds [T, columns] index arrays; blocks of columns bound that memory on long
-# videos of dense meshes.
-_COLUMN_BLOCK = 256
 
 Frame = NDArray[np.uint8]
 
@@ -176,131 +175,6 @@ def _landmarkers(landmarks: str, refine: bool) -> Iterator[tuple[list[_Part], st
         yield parts, str(mp.__version__)
 
 
-def _runs(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
-    """Half-open [start, stop) ranges of consecutive True entries of a 1-D mask."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return list(zip(starts.tolist(), stops.tolist(), strict=True))
-
-
-def _describe_runs(runs: list[tuple[int, int]]) -> str:
-    return ", ".join(f"{a}" if b - a == 1 else f"{a}-{b - 1}" for a, b in runs)
-
-
-def _fill_short_gaps(
-    flat: NDArray[np.floating[Any]], max_gap: int
-) -> tuple[NDArray[np.floating[Any]], NDArray[np.bool_]]:
-    """Linearly fills interior NaN runs of at most ``max_gap`` frames, column by column.
-
-    Args:
-        flat: Values ``Array[T, F]``.
-        max_gap: Longest run of missing frames that is filled.
-
-    Returns:
-        The filled copy ``Array[T, F]`` and which frames got a filled value, ``Array[T]``.
-    """
-    length = len(flat)
-    out = flat.copy()
-    filled = np.zeros(length, dtype=bool)
-    if max_gap == 0:
-        return out, filled
-    positions = np.arange(length)[:, None]
-    for start in range(0, flat.shape[1], _COLUMN_BLOCK):
-        block = flat[:, start : start + _COLUMN_BLOCK]
-        missing = np.isnan(block)
-        if not missing.any():
-            continue
-        before = np.maximum.accumulate(np.where(missing, -1, positions), axis=0)
-        after = np.minimum.accumulate(np.where(missing, length, positions)[::-1], axis=0)[::-1]
-        # Edge runs have no value on one side and stay missing.
-        fill = missing & (before >= 0) & (after < length) & (after - before - 1 <= max_gap)
-        rows, cols = np.nonzero(fill)
-        low, high = before[rows, cols], after[rows, cols]
-        weight = (rows - low) / (high - low)
-        out[rows, start + cols] = block[low, cols] + weight * (block[high, cols] - block[low, cols])
-        filled |= fill.any(axis=1)
-    return out, filled
-
-
-@overload
-def apply_gap_policy(
-    keypoints: xr.DataArray,
-    gaps: Literal["mark", "interpolate", "raise"],
-    max_gap: int = ...,
-) -> xr.DataArray: ...
-@overload
-def apply_gap_policy(
-    keypoints: xr.DataArray, gaps: Literal["split"], max_gap: int = ...
-) -> list[xr.DataArray]: ...
-@overload
-def apply_gap_policy(
-    keypoints: xr.DataArray, gaps: GapPolicy, max_gap: int = ...
-) -> xr.DataArray | list[xr.DataArray]: ...
-
-
-def apply_gap_policy(
-    keypoints: xr.DataArray, gaps: GapPolicy, max_gap: int = 5
-) -> xr.DataArray | list[xr.DataArray]:
-    """Handles missing (NaN) values of a keypoint sequence along ``time``.
-
-    Args:
-        keypoints: Keypoints with a ``time`` dimension, e.g. ``DataArray[T, K, C]``.
-        gaps: ``"mark"`` leaves NaN in place; ``"interpolate"`` fills each run of at most
-            ``max_gap`` missing frames linearly between its neighbours, per value (runs at the
-            start or end, and longer runs, stay NaN); ``"split"`` interpolates as well and then
-            cuts the sequence at the frames still missing, returning the pieces; ``"raise"``
-            raises a ValueError naming the frames with missing values.
-        max_gap: Longest run of missing frames that is interpolated.
-
-    Returns:
-        The processed copy with a boolean ``interpolated`` coordinate along ``time``, or for
-        ``"split"`` a list of contiguous pieces (their ``time`` labels are kept).
-
-    Example:
-        >>> import numpy as np, xarray as xr
-        >>> values = np.arange(6.0)[:, None, None] * np.ones((6, 1, 2))
-        >>> values[2:4] = np.nan
-        >>> da = xr.DataArray(values, dims=("time", "keypoint", "coord"))
-        >>> apply_gap_policy(da, "interpolate", max_gap=2)[:, 0, 0].values
-        array([0., 1., 2., 3., 4., 5.])
-        >>> [len(piece) for piece in apply_gap_policy(da, "split", max_gap=1)]
-        [2, 2]
-    """
-    if gaps not in _GAP_POLICIES:
-        raise ValueError(f"gaps must be one of {_GAP_POLICIES}, got {gaps!r}")
-    if int(max_gap) != max_gap or max_gap < 0:
-        raise ValueError(f"max_gap must be an integer >= 0, got {max_gap}")
-    if "time" not in keypoints.dims:
-        raise ValueError(f"keypoints need a 'time' dimension, got dims {keypoints.dims}")
-    if gaps == "mark":
-        return keypoints
-    ordered = keypoints.transpose("time", ...)
-    flat = np.asarray(ordered.values, dtype=np.result_type(ordered.dtype, np.float32))
-    flat = flat.reshape(len(flat), -1)
-    source = keypoints.attrs.get("source", "the sequence")
-    if gaps == "raise":
-        missing = np.isnan(flat).any(axis=1)
-        if missing.any():
-            raise ValueError(
-                f"{int(missing.sum())} of {len(flat)} frames of {source} have no detection "
-                f"(0-based frames {_describe_runs(_runs(missing))})"
-            )
-        return keypoints
-    values, filled = _fill_short_gaps(flat, int(max_gap))
-    previous = keypoints.coords.get("interpolated")
-    if previous is not None and previous.dims == ("time",):
-        filled |= previous.values.astype(bool)
-    result = ordered.copy(data=values.reshape(ordered.shape).astype(ordered.dtype))
-    result = result.assign_coords(interpolated=("time", filled)).transpose(*keypoints.dims)
-    if gaps == "interpolate":
-        return result
-    complete = ~np.isnan(values).any(axis=1)
-    pieces = [result.isel(time=slice(start, stop)) for start, stop in _runs(complete)]
-    if not pieces:
-        raise ValueError(f"every frame of {source} has missing values; nothing to split")
-    return pieces
-
-
 @overload
 def extract(
     video_path: str | PathLike[str],
@@ -386,8 +260,8 @@ def extract(
         raise ValueError(f"landmarks must be one of {_LANDMARK_SETS}, got {landmarks!r}")
     if refine and landmarks == "pose":
         raise ValueError("refine adds iris points to the face mesh; it needs landmarks with a face")
-    if gaps not in _GAP_POLICIES:
-        raise ValueError(f"gaps must be one of {_GAP_POLICIES}, got {gaps!r}")
+    if gaps not in get_args(GapPolicy):
+        raise ValueError(f"gaps must be one of {get_args(GapPolicy)}, got {gaps!r}")
     if int(max_gap) != max_gap or max_gap < 0:
         raise ValueError(f"max_gap must be an integer >= 0, got {max_gap}")
     if max_frames is not None and (int(max_frames) != max_frames or max_frames < 1):
@@ -397,8 +271,6 @@ def extract(
         raise FileNotFoundError(f"video not found: {path}")
     if not path.is_file():
         raise ValueError(f"{path} is not a file")
-
-    from tqdm.auto import tqdm
 
     frames: list[NDArray[np.float32]] = []
     found: list[list[bool]] = []

@@ -10,7 +10,15 @@ the full mesh for rendering:
 - :class:`MeshLayout` keeps the 468 mesh points themselves.
 
 :func:`get_layout` builds one from a short name: ``"mesh"``, ``"mesh68"``, ``"mesh10"`` or
-``"pca:N"``.
+``"pca:N"``. The index tables behind the subsets live in :mod:`snfseq.landmarks.mesh` (and are
+re-exported here).
+
+Example:
+    >>> import numpy as np
+    >>> frames = np.random.default_rng(0).normal(size=(30, 468, 2))
+    >>> layout = get_layout("mesh10").fit(frames)
+    >>> layout.reduce(frames).shape, layout.expand(layout.reduce(frames[:2])).shape
+    ((30, 10, 2), (2, 468, 2))
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from .mesh import FACE_MESH_POINTS, MESH10_GROUPS, MESH10_NAMES, MESH68_GROUPS
 
 __all__ = [
     "FACE_MESH_POINTS",
@@ -33,116 +43,6 @@ __all__ = [
     "PCALayout",
     "get_layout",
 ]
-
-FACE_MESH_POINTS = 468
-"""Points of the MediaPipe face mesh without iris refinement (refinement appends 10 iris points)."""
-
-# The iBUG/dlib 68-point scheme (1-based numbering in the comments) as MediaPipe mesh indices;
-# where two indices are given the iBUG point is their mean. Published by Peizhi Yan,
-# https://github.com/PeizhiYan/Mediapipe_2_Dlib_Landmarks (mediapipe2dlib 1.0, mp2dlib.py,
-# Sept. 2024). "Right" is the subject's right, which is the image's left in a frontal view.
-MESH68_GROUPS: tuple[tuple[int, ...], ...] = (
-    # 1-17: jaw line, from the subject's right ear to the left ear
-    (127,),
-    (234,),
-    (93,),
-    (132, 58),
-    (58, 172),
-    (136,),
-    (150,),
-    (176,),
-    (152,),
-    (400,),
-    (379,),
-    (365,),
-    (397, 288),
-    (361,),
-    (323,),
-    (454,),
-    (356,),
-    # 18-22: right brow, 23-27: left brow
-    (70,),
-    (63,),
-    (105,),
-    (66,),
-    (107,),
-    (336,),
-    (296,),
-    (334,),
-    (293,),
-    (300,),
-    # 28-31: nose bridge, 32-36: nostrils and base
-    (168, 6),
-    (197, 195),
-    (5,),
-    (4,),
-    (75,),
-    (97,),
-    (2,),
-    (326,),
-    (305,),
-    # 37-42: right eye, 43-48: left eye (corner, two upper, corner, two lower)
-    (33,),
-    (160,),
-    (158,),
-    (133,),
-    (153,),
-    (144,),
-    (362,),
-    (385,),
-    (387,),
-    (263,),
-    (373,),
-    (380,),
-    # 49-60: outer lip contour, 61-68: inner lip contour
-    (61,),
-    (39,),
-    (37,),
-    (0,),
-    (267,),
-    (269,),
-    (291,),
-    (321,),
-    (314,),
-    (17,),
-    (84,),
-    (91,),
-    (78,),
-    (82,),
-    (13,),
-    (312,),
-    (308,),
-    (317,),
-    (14,),
-    (87,),
-)
-
-# Ten points that carry head pose (eye corners, nose tip, chin) and mouth opening (inner lips);
-# the same budget as the ten First Order Motion Model keypoints of the GRU-NF/GRU-SNF papers.
-MESH10_NAMES: tuple[str, ...] = (
-    "right_eye_outer",
-    "right_eye_inner",
-    "left_eye_inner",
-    "left_eye_outer",
-    "nose_tip",
-    "mouth_right",
-    "mouth_left",
-    "upper_lip_inner",
-    "lower_lip_inner",
-    "chin",
-)
-MESH10_GROUPS: tuple[tuple[int, ...], ...] = (
-    (33,),
-    (133,),
-    (362,),
-    (263,),
-    (1,),
-    (61,),
-    (291,),
-    (13,),
-    (14,),
-    (152,),
-)
 
 FloatArray = NDArray[np.floating[Any]]
 
@@ -179,6 +79,14 @@ class Layout(abc.ABC):
     ``reduce`` maps ``Array[..., N, C]`` (N mesh points, C coordinates) to ``Array[..., K, C']``;
     ``expand`` maps back. Layouts that learn anything from data (the map back to the mesh, the
     principal components) must be fitted first with ``fit(mesh_frames)``.
+
+    Example:
+        >>> import numpy as np
+        >>> layout = get_layout("pca:4")
+        >>> isinstance(layout, Layout), layout.is_fitted
+        (True, False)
+        >>> layout.fit(np.random.default_rng(0).normal(size=(20, 468, 2)))
+        PCALayout(name='pca:4', keypoints=4, fitted)
     """
 
     name: str
@@ -413,7 +321,15 @@ class PCALayout(Layout):
 
     @property
     def explained_variance_ratio(self) -> NDArray[np.float64]:
-        """Fraction of the training variance along each kept component, ``Array[K]``."""
+        """Fraction of the training variance along each kept component, ``Array[K]``.
+
+        Example:
+            >>> import numpy as np
+            >>> frames = np.random.default_rng(0).normal(size=(10, 468, 2))
+            >>> ratios = PCALayout(3).fit(frames).explained_variance_ratio
+            >>> ratios.shape, bool((ratios[:-1] >= ratios[1:]).all())
+            ((3,), True)
+        """
         self._require_fitted()
         assert self._explained is not None
         return self._explained.copy()

@@ -1,0 +1,129 @@
+"""Checkpoint files: a versioned payload of configuration and tensors, written atomically and
+read with ``torch.load(weights_only=True)``.
+
+Example:
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = write(Path(tmp) / "m.pt", "demo.Model", {"width": 3}, {"w": torch.ones(3)})
+    ...     config, state = read(path, "demo.Model")
+    >>> config, state["w"]
+    ({'width': 3}, tensor([1., 1., 1.]))
+"""
+
+from __future__ import annotations
+
+__all__ = ["FORMAT_VERSION", "load_state", "read", "write"]
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from snfseq.files import atomic_write
+from snfseq.version import __version__
+
+#: Version of the payload layout; a reader refuses files from a newer layout.
+FORMAT_VERSION = 1
+
+
+def write(
+    path: str | os.PathLike[str],
+    kind: str,
+    config: Mapping[str, Any],
+    state_dict: Mapping[str, Tensor],
+) -> Path:
+    """Writes a checkpoint atomically: an interrupted save never leaves a half-written file
+    (or destroys the previous one).
+
+    Args:
+        path: Where to write; missing parent folders are created.
+        kind: What the file holds (e.g. ``"snfseq.SequenceFlow"``); :func:`read` checks it.
+        config: Plain values (numbers, strings, lists) that rebuild the object.
+        state_dict: Its tensors (moved to the CPU).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": kind,
+        "format_version": FORMAT_VERSION,
+        "snfseq_version": __version__,
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+    }
+    with atomic_write(path) as partial, open(partial, "wb") as file:
+        torch.save(payload, file)
+        file.flush()
+        os.fsync(file.fileno())
+    return path
+
+
+def read(
+    path: str | os.PathLike[str], kind: str, map_location: str | torch.device | None = None
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Reads a checkpoint written by :func:`write` with ``torch.load(weights_only=True)``.
+
+    Args:
+        path: The file.
+        kind: What the file must hold.
+        map_location: Device for the tensors (default: CPU).
+
+    Returns:
+        ``(config, state_dict)``.
+
+    Raises:
+        FileNotFoundError: When there is no file.
+        ValueError: For a corrupt, truncated, foreign or newer file, with a message naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location=map_location or "cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(
+            f"{path} is not a readable snfseq checkpoint (corrupt, truncated or foreign "
+            f"file): {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        ) from error
+    if not isinstance(payload, dict) or payload.get("format") != kind:
+        raise ValueError(f"{path} is not a checkpoint of {kind}")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} was written by a newer snfseq ({payload.get('snfseq_version')}); "
+            f"upgrade snfseq to read it"
+        )
+    return dict(payload["config"]), dict(payload["state_dict"])
+
+
+def load_state(
+    module: nn.Module, state: Mapping[str, Tensor], path: str | os.PathLike[str]
+) -> None:
+    """Loads ``state`` into ``module`` after checking that every tensor matches in name and
+    shape; the error names the file and the first mismatches.
+
+    Args:
+        module: The freshly built module.
+        state: The tensors read from the file.
+        path: The file, for the error message.
+    """
+    mine = module.state_dict()
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in mine.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    missing, unexpected = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
+    if mismatched or missing or unexpected:
+        details = "; ".join(
+            mismatched[:3]
+            + ([f"missing {missing[:3]}"] if missing else [])
+            + ([f"unexpected {unexpected[:3]}"] if unexpected else [])
+        )
+        raise ValueError(f"{path} does not match its own config ({details})")
+    module.load_state_dict(state)

@@ -1,0 +1,56 @@
+"""Checks of user input that fail early with one line naming the problem.
+
+Example:
+    >>> import torch
+    >>> as_windows(torch.zeros(5, 3), "context", features=3, min_frames=2).shape
+    torch.Size([1, 5, 3])
+    >>> as_windows(torch.zeros(5, 4), "context", features=3, min_frames=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: context has 4 features but the model was built for 3
+"""
+
+from __future__ import annotations
+
+__all__ = ["as_windows"]
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def as_windows(x: Tensor | np.ndarray, name: str, features: int, min_frames: int) -> Tensor:
+    """``x`` as a float32 ``Tensor[B, T, D]`` of finite values (a ``[T, D]`` input is one series).
+
+    Args:
+        x: The frames, ``Tensor[B, T, D]`` or ``[T, D]`` (tensor or array).
+        name: What ``x`` is, for the error messages.
+        features: The ``D`` the model was built for.
+        min_frames: Fewest frames ``T`` accepted.
+
+    Raises:
+        ValueError: For a wrong shape, too few frames, no series, or NaN/inf (naming where).
+    """
+    tensor = torch.as_tensor(x, dtype=torch.float32)
+    if tensor.dim() == 2:
+        tensor = tensor.unsqueeze(0)
+    if tensor.dim() != 3:
+        raise ValueError(
+            f"{name} must be Tensor[B, T, D] (or [T, D]), got shape {tuple(tensor.shape)}"
+        )
+    if tensor.shape[-1] != features:
+        raise ValueError(
+            f"{name} has {tensor.shape[-1]} features but the model was built for {features}"
+        )
+    if tensor.shape[0] == 0:
+        raise ValueError(f"{name} is empty (no series)")
+    if tensor.shape[1] < min_frames:
+        raise ValueError(f"{name} has {tensor.shape[1]} frames; at least {min_frames} are needed")
+    bad = ~torch.isfinite(tensor)
+    if bool(bad.any()):
+        series, frame, feature = (int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"{name} contains NaN or inf (first at series {series}, frame {frame}, "
+            f"feature {feature}); fill or drop missing frames first"
+        )
+    return tensor
