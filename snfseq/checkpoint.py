@@ -47,6 +47,14 @@ def write(
 
     Returns:
         The path written.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from pathlib import Path
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = write(Path(tmp) / "new" / "m.pt", "demo.Model", {}, {"w": torch.ones(2)})
+        ...     path.name, path.is_file()
+        ('m.pt', True)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +88,19 @@ def read(
     Raises:
         FileNotFoundError: When there is no file.
         ValueError: For a corrupt, truncated, foreign or newer file, with a message naming it.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = write(Path(tmp) / "m.pt", "demo.Model", {"hidden": (8, 8)}, {})
+        ...     loaded = read(path, "demo.Model")
+        ...     read(path, "other.Model")
+        Traceback (most recent call last):
+        ...
+        ValueError: ...m.pt is not a checkpoint of other.Model
+        >>> loaded  # tuples in the config come back as lists
+        ({'hidden': [8, 8]}, {})
     """
     path = Path(path)
     if not path.is_file():
@@ -111,6 +132,17 @@ def load_state(
         module: The freshly built module.
         state: The tensors read from the file.
         path: The file, for the error message.
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Linear(2, 1)
+        >>> load_state(net, {"weight": torch.ones(1, 2), "bias": torch.zeros(1)}, "m.pt")
+        >>> net.weight.tolist()
+        [[1.0, 1.0]]
+        >>> load_state(net, {"weight": torch.ones(1, 3)}, "m.pt")
+        Traceback (most recent call last):
+        ...
+        ValueError: m.pt does not match its own config (...; missing ['bias'])
     """
     mine = module.state_dict()
     mismatched = [

@@ -21,9 +21,20 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from snfseq import data, motion
+from snfseq.demo import DemoConfig, format_results, run_demo
+from snfseq.model import SequenceFlow
+from snfseq.snf import Refinement
+
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``snfseq`` command."""
+    """The argument parser of the ``snfseq`` command.
+
+    Example:
+        >>> args = build_parser().parse_args(["train", "a.nc", "b.nc", "-o", "m.pt"])
+        >>> args.command, args.keypoints, args.output, args.context
+        ('train', ['a.nc', 'b.nc'], 'm.pt', 8)
+    """
     parser = argparse.ArgumentParser(
         prog="snfseq",
         description="Sequence normalizing flows with stochastic (MCMC) refinement.",
@@ -67,7 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``snfseq`` command; returns the exit status."""
+    """Entry point of the ``snfseq`` command; returns the exit status.
+
+    Example:
+        >>> main(["train", "missing.nc", "-o", "m.pt"])  # the error message goes to stderr
+        2
+        >>> try:
+        ...     main(["--help"])
+        ... except SystemExit as done:  # argparse exits after printing the help
+        ...     print("exit status", done.code)
+        usage: snfseq [-h] {demo,extract,train,forecast} ...
+        ...
+        exit status 0
+    """
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
@@ -77,8 +100,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from snfseq.demo import DemoConfig, format_results, run_demo
-
     config = DemoConfig(epochs=args.epochs, num_samples=args.samples, layout=args.layout)
     results = run_demo(args.output, config, progress=not args.quiet)
     print(format_results(results))
@@ -87,8 +108,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from snfseq import data, motion
-
     keypoints = motion.extract(args.video, landmarks=args.landmarks, gaps=args.gaps)
     path = data.save_keypoints(keypoints, args.output)
     detected = int(keypoints.coords["detected"].sum())
@@ -97,8 +116,6 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from snfseq import SequenceFlow, data
-
     sequences = [data.to_array(data.load_keypoints(path)) for path in args.keypoints]
     windows = data.make_windows(sequences, args.context, args.horizon)
     model = SequenceFlow(
@@ -117,8 +134,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _forecast(args: argparse.Namespace) -> int:
-    from snfseq import Refinement, SequenceFlow, data
-
     model = SequenceFlow.load(args.model)
     series = data.to_array(data.load_keypoints(args.keypoints))
     if series.shape[0] < args.context:

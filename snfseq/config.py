@@ -26,7 +26,7 @@ class SequenceFlowConfig:
         layers: Recurrent layers.
         dropout: Dropout between recurrent layers (training only).
         cell: ``"gru"`` or ``"lstm"``.
-        context_size: Size of the condition vector ``c_t`` fed to every flow layer.
+        condition_size: Size of the condition vector ``c_t`` fed to every flow layer.
         flow: Flow kind, one of :data:`snfseq.flows.FLOW_KINDS` (``"realnvp"`` default).
         transforms: Number of flow layers.
         flow_hidden: Hidden widths of each flow layer's conditioner.
@@ -48,7 +48,7 @@ class SequenceFlowConfig:
     layers: int = 3
     dropout: float = 0.2
     cell: Literal["gru", "lstm"] = "gru"
-    context_size: int = 64
+    condition_size: int = 64
     flow: str = "realnvp"
     transforms: int = 5
     flow_hidden: tuple[int, ...] = (512, 512, 512)

@@ -10,7 +10,7 @@ Layers come from zuko (affine or spline coupling, MAF, NSF) or from Pyro conditi
 
 Example:
     >>> import torch
-    >>> flow = build_flow("realnvp", features=4, context=3, transforms=2, hidden=(16,))
+    >>> flow = build_flow("realnvp", features=4, condition_features=3, transforms=2, hidden=(16,))
     >>> x, c = torch.randn(5, 4), torch.randn(5, 3)
     >>> flow.log_prob(x, c).shape
     torch.Size([5])
@@ -29,11 +29,13 @@ __all__ = [
     "build_flow",
 ]
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 import zuko
+from pyro.distributions.transforms import Permute, conditional_affine_coupling
 from torch import Tensor, nn
 from torch.distributions import ComposeTransform, Transform
 from zuko.flows import GeneralCouplingTransform, LazyTransform
@@ -53,9 +55,19 @@ class ClippedCoupling(GeneralCouplingTransform):
     (``x / (1 + |x| / clip)``) keeps shifts and scales in their trained range, so the
     transformed half stays affine in its input and the density has Gaussian-like tails.
 
-    Arguments:
+    Args:
         clip: Soft bound on the conditioner's inputs (in the flow's standardised units).
         args, kwargs: As :class:`zuko.flows.GeneralCouplingTransform`.
+
+    Example:
+        >>> import torch
+        >>> mask = torch.tensor([True, False, True, False])  # True: passed through unchanged
+        >>> layer = ClippedCoupling(features=4, context=2, mask=mask, hidden_features=(8,))
+        >>> t = layer(torch.randn(5, 2))  # the transform for 5 condition rows
+        >>> x = torch.randn(5, 4)
+        >>> y = t(x)
+        >>> bool(torch.equal(y[:, mask], x[:, mask])), bool(torch.allclose(t.inv(y), x, atol=1e-5))
+        (True, True)
     """
 
     def __init__(self, *args: Any, clip: float = 5.0, **kwargs: Any) -> None:
@@ -72,10 +84,11 @@ class PyroLayer(LazyTransform):
     Pyro transforms map base noise to data; a flow layer here maps data to noise, so the layer is
     the inverse of the Pyro transform.
 
-    Arguments:
-        transforms: Pyro ``ConditionalTransformModule``s (conditioned on the context each call)
-            or plain ``torch.distributions.Transform``s (context ignored), composed in the order
-            given (base -> data) into one layer. Those that are ``nn.Module``s are registered.
+    Args:
+        transforms: Pyro ``ConditionalTransformModule``s (conditioned on the condition vector
+            each call) or plain ``torch.distributions.Transform``s (condition ignored),
+            composed in the order given (base -> data) into one layer. Those that are
+            ``nn.Module``s are registered.
 
     Example:
         >>> import torch
@@ -98,7 +111,9 @@ class PyroLayer(LazyTransform):
         for transform in self.pyro_transforms:
             if hasattr(transform, "condition"):
                 if c is None:
-                    raise ValueError("this Pyro layer is conditional: a context tensor is required")
+                    raise ValueError(
+                        "this Pyro layer is conditional: a condition tensor is required"
+                    )
                 transform = transform.condition(c)  # type: ignore[operator]
             parts.append(transform)
         composed = parts[0] if len(parts) == 1 else ComposeTransform(parts)
@@ -157,26 +172,41 @@ def _event_sum(ladj: Tensor, x: Tensor) -> Tensor:
 class ConditionalFlow(nn.Module):
     """A conditional normalizing flow with a standard-normal base, as an ordered list of layers.
 
-    Arguments:
+    Args:
         layers: Lazy transforms in zuko's order (each maps data -> latent; ``layers[0]`` touches
             the data). ``zuko.flows.Flow(...).transform.transforms`` is such a list.
         features: Number of data features ``D``.
-        context: Number of context features ``C`` (0 for an unconditional flow).
+        condition_features: Size ``C`` of the condition vector ``c`` (0 for an unconditional
+            flow; zuko calls it ``context``).
 
     Shapes: ``x, z: Tensor[..., D]``, ``c: Tensor[..., C]`` broadcastable to the same batch shape;
     log-densities and log-dets are ``Tensor[...]``.
+
+    Example:
+        >>> import torch
+        >>> nice = zuko.flows.NICE(3, 2, transforms=2)  # D = 3 features, C = 2
+        >>> flow = ConditionalFlow(nice.transform.transforms, 3, 2)
+        >>> x, c = torch.randn(4, 3), torch.randn(4, 2)
+        >>> z, ladj = flow(x, c)  # data -> latent
+        >>> back, _ = flow.sample_from(z, c)  # latent -> data, through the inverses
+        >>> flow.num_layers, bool(torch.allclose(back, x, atol=1e-5))
+        (2, True)
     """
 
-    def __init__(self, layers: Sequence[LazyTransform], features: int, context: int = 0) -> None:
+    def __init__(
+        self, layers: Sequence[LazyTransform], features: int, condition_features: int = 0
+    ) -> None:
         super().__init__()
         if len(layers) == 0:
             raise ValueError("a flow needs at least one layer")
         self.layers = nn.ModuleList(layers)
         self.features = int(features)
-        self.context = int(context)
+        self.condition_features = int(condition_features)
 
     @classmethod
-    def from_zuko(cls, flow: zuko.flows.Flow, features: int, context: int = 0) -> ConditionalFlow:
+    def from_zuko(
+        cls, flow: zuko.flows.Flow, features: int, condition_features: int = 0
+    ) -> ConditionalFlow:
         """Wraps a zuko flow whose base is a standard normal (true of zuko's built-in flows).
 
         Example:
@@ -192,7 +222,7 @@ class ConditionalFlow(nn.Module):
             raise ValueError("only flows with a standard-normal base can be wrapped")
         transform = flow.transform
         layers = list(getattr(transform, "transforms", [transform]))
-        return cls(layers, features, context)
+        return cls(layers, features, condition_features)
 
     @property
     def num_layers(self) -> int:
@@ -234,7 +264,7 @@ class ConditionalFlow(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """Pushes base noise through every layer: ``(x, log|det dx/dz|)``.
 
-        Arguments:
+        Args:
             z: Base noise ``Tensor[..., D]``.
             c: Context ``Tensor[..., C]``.
             hook: Called as ``hook(k, y)`` after sampling step ``k``; returns the (possibly
@@ -285,14 +315,16 @@ def base_log_prob(z: Tensor) -> Tensor:
 def build_flow(
     kind: str,
     features: int,
-    context: int,
+    condition_features: int = 0,
     transforms: int = 5,
     hidden: Sequence[int] = (512, 512, 512),
     bins: int = 8,
+    *,
+    context: int | None = None,
 ) -> ConditionalFlow:
     """Builds a conditional flow of the sequence-flow family.
 
-    Arguments:
+    Args:
         kind: ``"realnvp"`` (affine coupling, alternating masks; fast to sample, the default of
             :class:`snfseq.SequenceFlow`; conditioner inputs soft-clipped, see
             :class:`ClippedCoupling`), ``"spline-coupling"`` (rational-quadratic spline
@@ -300,15 +332,22 @@ def build_flow(
             inverts one dimension at a time), ``"pyro-coupling"`` (Pyro's conditional affine
             coupling with permutations, through :class:`PyroLayer`).
         features: Data features ``D`` (at least 2).
-        context: Context features ``C``.
+        condition_features: Size ``C`` of the condition vector (0: unconditional).
         transforms: Number of layers ``K``.
         hidden: Hidden widths of each layer's conditioner MLP.
         bins: Spline bins (spline kinds only).
+        context: Former name of ``condition_features`` (deprecated: in snfseq "context"
+            means the observed frames).
 
     Example:
         >>> [build_flow(k, 4, 2, transforms=2, hidden=(8,)).num_layers for k in FLOW_KINDS]
         [2, 2, 2, 2, 2]
     """
+    if context is not None:
+        warnings.warn(
+            "build_flow(context=...) is now condition_features=...", DeprecationWarning, 2
+        )
+        condition_features = context
     if features < 2:
         raise ValueError(f"flows need at least 2 features, got {features}")
     if transforms < 1:
@@ -325,7 +364,7 @@ def build_flow(
         layers = [
             ClippedCoupling(
                 features=features,
-                context=context,
+                context=condition_features,
                 mask=torch.arange(features) % 2 == i % 2,
                 hidden_features=hidden,
                 **extra,
@@ -333,25 +372,26 @@ def build_flow(
             for i in range(transforms)
         ]
     elif kind == "maf":
-        zflow = zuko.flows.MAF(features, context, transforms=transforms, hidden_features=hidden)
-        return ConditionalFlow.from_zuko(zflow, features, context)
+        zflow = zuko.flows.MAF(
+            features, condition_features, transforms=transforms, hidden_features=hidden
+        )
+        return ConditionalFlow.from_zuko(zflow, features, condition_features)
     elif kind == "nsf":
         zflow = zuko.flows.NSF(
-            features, context, transforms=transforms, bins=bins, hidden_features=hidden
+            features, condition_features, transforms=transforms, bins=bins, hidden_features=hidden
         )
-        return ConditionalFlow.from_zuko(zflow, features, context)
+        return ConditionalFlow.from_zuko(zflow, features, condition_features)
     elif kind == "pyro-coupling":
-        from pyro.distributions.transforms import Permute, conditional_affine_coupling
-
         # Pyro's coupling keeps the first half fixed; a fixed reversal after each coupling
         # alternates the halves (fixed, so checkpoints round-trip without storing it).
         reverse = Permute(torch.arange(features - 1, -1, -1))
         layers = [
             PyroLayer(
-                conditional_affine_coupling(features, context, hidden_dims=list(hidden)), reverse
+                conditional_affine_coupling(features, condition_features, hidden_dims=list(hidden)),
+                reverse,
             )
             for _ in range(transforms)
         ]
     else:
         raise ValueError(f"unknown flow kind {kind!r}; expected one of {FLOW_KINDS}")
-    return ConditionalFlow(layers, features, context)
+    return ConditionalFlow(layers, features, condition_features)

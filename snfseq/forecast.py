@@ -44,6 +44,15 @@ class Forecast(Weighted):
             that each path was copied from when a refinement resampled the paths; None when
             no step resampled (every path its own ancestor).
         feature_names: Optional names of the D features, used by :meth:`to_xarray`.
+
+    Example:
+        >>> import torch
+        >>> samples = torch.tensor([0.0, 2.0]).reshape(2, 1, 1, 1)  # S=2, B=H=D=1
+        >>> fc = Forecast(samples, log_weights=torch.tensor([[3.0], [1.0]]).log())
+        >>> fc.num_samples, fc.horizon, fc.mean.flatten(), fc.weighted_mean().flatten()
+        (2, 1, tensor([1.]), tensor([0.5000]))
+        >>> fc.ess  # Kish ESS of the weights 3/4 and 1/4, per series
+        tensor([1.6000])
     """
 
     samples: Tensor

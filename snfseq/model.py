@@ -23,6 +23,7 @@ from __future__ import annotations
 __all__ = ["FitHistory", "SequenceFlow", "SequenceFlowConfig"]
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -62,6 +63,9 @@ class SequenceFlow(nn.Module):
 
     def __init__(self, features: int | SequenceFlowConfig, **options: Any) -> None:
         super().__init__()
+        if "context_size" in options:  # its name before "context" came to mean observed frames
+            warnings.warn("context_size is now condition_size", DeprecationWarning, 2)
+            options["condition_size"] = options.pop("context_size")
         if isinstance(features, SequenceFlowConfig):
             config = SequenceFlowConfig(**(asdict(features) | options))
         else:
@@ -75,11 +79,11 @@ class SequenceFlow(nn.Module):
         inputs = 2 * config.features if config.encoder_input == "frames+deltas" else config.features
         dropout = config.dropout if config.layers > 1 else 0.0
         self.encoder = rnn(inputs, config.hidden, config.layers, batch_first=True, dropout=dropout)
-        self.condition = nn.Sequential(nn.Linear(config.hidden, config.context_size), nn.Tanh())
+        self.condition = nn.Sequential(nn.Linear(config.hidden, config.condition_size), nn.Tanh())
         self.flow: ConditionalFlow = build_flow(
             config.flow,
             config.features,
-            config.context_size,
+            config.condition_size,
             transforms=config.transforms,
             hidden=config.flow_hidden,
         )
@@ -418,6 +422,8 @@ class SequenceFlow(nn.Module):
     ) -> SequenceFlow:
         """Loads a checkpoint written by :meth:`save` (``torch.load(weights_only=True)``)."""
         config, state = checkpoint.read(path, CHECKPOINT_KIND, map_location)
+        if "context_size" in config:  # written before the rename
+            config["condition_size"] = config.pop("context_size")
         model = cls(**config)
         checkpoint.load_state(model, state, path)
         if map_location is not None:

@@ -31,12 +31,22 @@ _EPS = 1e-6
 class ContextNormalizer(nn.Module):
     """Context-mean centring with global per-feature scales.
 
-    Arguments:
+    Args:
         features: Number of features ``D``.
 
     Buffers (saved with the model): ``scale: Tensor[D]`` (spread of frames around their
     window's context mean), ``delta_scale: Tensor[D]`` (spread of frame-to-frame deltas, in
     normalised units) and ``fitted``.
+
+    Example:
+        >>> import torch
+        >>> windows = torch.tensor([[[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]]])  # feature 1 is still
+        >>> norm = ContextNormalizer(2).fit(windows, context=2)
+        >>> norm.scale  # a feature that never moves gets 1e-3 x the largest scale, not 0
+        tensor([2.0000, 0.0020])
+        >>> loc = norm.location(windows[:, :2])  # the mean of the 2 context frames
+        >>> norm.normalize(windows, loc)[0, :, 0]
+        tensor([-0.5000,  0.5000,  1.5000])
     """
 
     scale: Tensor

@@ -35,6 +35,16 @@ def seeded(seed: int | None, devices: Sequence[torch.device | str] = ()) -> Iter
     Args:
         seed: The seed; None runs the block on the global stream, untouched.
         devices: Devices whose random state is forked too (CUDA devices; the CPU always is).
+
+    Example:
+        >>> import torch
+        >>> state = torch.get_rng_state()
+        >>> with seeded(1):
+        ...     a = torch.rand(2)
+        >>> with seeded(1):
+        ...     b = torch.rand(2)
+        >>> bool(torch.equal(a, b)), bool(torch.equal(torch.get_rng_state(), state))
+        (True, True)
     """
     cuda = [torch.device(d) for d in devices if torch.device(d).type == "cuda"]
     with torch.random.fork_rng(devices=cuda, enabled=seed is not None):
@@ -49,6 +59,15 @@ def evaluating(module: nn.Module) -> Iterator[nn.Module]:
 
     Args:
         module: Any torch module.
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Dropout(0.5)
+        >>> with evaluating(net) as same:
+        ...     same is net, net.training
+        (True, False)
+        >>> net.training
+        True
     """
     was_training = module.training
     module.eval()

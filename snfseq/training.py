@@ -91,6 +91,15 @@ def fit_loop(
 
     Returns:
         The :class:`FitHistory`.
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Linear(1, 1)
+        >>> x = torch.linspace(-1, 1, 32).unsqueeze(-1)
+        >>> history = fit_loop(net, x, lambda b: (net(b) - 2 * b).square().mean(), epochs=20,
+        ...                    validate=lambda: (0.0, 0.0), patience=3, progress=False)
+        >>> history.best_epoch, history.stopped_early, len(history.train_loss), net.training
+        (0, True, 4, False)
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError("epochs and batch_size must be >= 1")

@@ -30,6 +30,15 @@ def as_windows(x: Tensor | np.ndarray, name: str, features: int, min_frames: int
 
     Raises:
         ValueError: For a wrong shape, too few frames, no series, or NaN/inf (naming where).
+
+    Example:
+        >>> import numpy as np
+        >>> as_windows(np.zeros((2, 6, 3)), "windows", features=3, min_frames=4).dtype
+        torch.float32
+        >>> as_windows(torch.tensor([[0.0, float("nan")]]), "context", features=2, min_frames=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: context contains NaN or inf (first at series 0, frame 0, feature 1); ...
     """
     tensor = torch.as_tensor(x, dtype=torch.float32)
     if tensor.dim() == 2:

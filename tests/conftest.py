@@ -48,7 +48,7 @@ def tiny_model_config() -> dict:
         "hidden": 48,
         "layers": 1,
         "dropout": 0.0,
-        "context_size": 16,
+        "condition_size": 16,
         "transforms": 3,
         "flow_hidden": (48, 48),
     }

@@ -124,10 +124,12 @@ def test_kernels_keep_a_gaussian_on_the_gpu(kernel):
 
 def test_snf_sample_weights_and_metrics_on_the_gpu():
     torch.manual_seed(0)
-    flow = build_flow("realnvp", features=2, context=3, transforms=2, hidden=(16,)).to(CUDA)
+    flow = build_flow("realnvp", features=2, condition_features=3, transforms=2, hidden=(16,)).to(
+        CUDA
+    )
     context = torch.randn(4, 3, device=CUDA)
     result = snf.sample(
-        flow, energy.Gaussian(torch.ones(2, device=CUDA)), Refinement(), 64, context=context
+        flow, energy.Gaussian(torch.ones(2, device=CUDA)), Refinement(), 64, condition=context
     )
     assert result.samples.device.type == CUDA.type and result.ess.shape == (4,)
     assert weights.resample(result.log_weights).device.type == CUDA.type

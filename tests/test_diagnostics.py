@@ -254,9 +254,9 @@ def test_forecast_trace_to_datatree(model):
 
 
 def test_snf_sample_and_errors_to_datatree():
-    flow = build_flow("realnvp", features=2, context=3, transforms=2, hidden=(8,))
+    flow = build_flow("realnvp", features=2, condition_features=3, transforms=2, hidden=(8,))
     result = snf.sample(
-        flow, Gaussian(torch.zeros(2)), Refinement(), 5, context=torch.randn(4, 3), record=True
+        flow, Gaussian(torch.zeros(2)), Refinement(), 5, condition=torch.randn(4, 3), record=True
     )
     tree = diagnostics.to_datatree(result)
     assert tree["posterior"]["y"].dims == ("chain", "draw", "block", "series", "feature")

@@ -14,7 +14,9 @@ D, C = 4, 3
 
 def _flow(kind: str) -> ConditionalFlow:
     torch.manual_seed(0)
-    return build_flow(kind, features=D, context=C, transforms=3, hidden=(16, 16)).double()
+    return build_flow(
+        kind, features=D, condition_features=C, transforms=3, hidden=(16, 16)
+    ).double()
 
 
 @pytest.mark.parametrize("kind", FLOW_KINDS)

@@ -122,7 +122,7 @@ def test_every_sample_keeps_its_own_state() -> None:
         hidden=32,
         layers=1,
         dropout=0.0,
-        context_size=16,
+        condition_size=16,
         transforms=3,
         flow_hidden=(32, 32),
     )

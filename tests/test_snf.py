@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import zuko
 
-from snfseq import Refinement, energy, snf, weights
+from snfseq import Refinement, diagnostics, energy, snf, weights
 from snfseq.flows import build_flow
 
 CONTEXT = 8
@@ -135,10 +136,10 @@ def test_weighted_estimates_on_a_double_well_are_unbiased(refinement) -> None:
 
 def test_log_weights_without_blocks_are_target_over_flow_density() -> None:
     torch.manual_seed(1)
-    flow = build_flow("realnvp", features=3, context=2, transforms=2, hidden=(16,))
+    flow = build_flow("realnvp", features=3, condition_features=2, transforms=2, hidden=(16,))
     target = energy.Gaussian(torch.tensor([1.0, 0.0, -1.0]), 0.7)
     context = torch.randn(5, 2)
-    result = snf.sample(flow, target, None, num_samples=4, context=context)
+    result = snf.sample(flow, target, None, num_samples=4, condition=context)
     assert result.samples.shape == (4, 5, 3) and result.log_weights.shape == (4, 5)
     x = result.samples
     log_q = flow.log_prob(x, context.expand(4, 5, 2))
@@ -148,7 +149,7 @@ def test_log_weights_without_blocks_are_target_over_flow_density() -> None:
 
 def test_pullback_energy_at_the_last_layer_is_the_flows_own_energy() -> None:
     torch.manual_seed(2)
-    flow = build_flow("realnvp", features=3, context=2, transforms=3, hidden=(16,))
+    flow = build_flow("realnvp", features=3, condition_features=2, transforms=3, hidden=(16,))
     c, x = torch.randn(6, 2), torch.randn(6, 3)
     refinement = Refinement(intermediate="pullback")
     block = refinement.block_energy(flow, flow.num_layers - 1, c, energy.StandardNormal(), 0.0)
@@ -215,7 +216,7 @@ class CountingGaussian(energy.Gaussian):
 def test_a_block_reuses_the_gradient_between_transitions(kernel, steps, most) -> None:
     """MALA with M steps evaluates energy + gradient M + 1 times a block, not 2 M."""
     torch.manual_seed(3)
-    flow = build_flow("realnvp", features=3, context=0, transforms=2, hidden=(8,))
+    flow = build_flow("realnvp", features=3, transforms=2, hidden=(8,))
     refinement = Refinement(kernel=kernel, steps=steps, after=[1], lam=[1.0])
     target = CountingGaussian(torch.zeros(3))
     CountingGaussian.calls = 0
@@ -239,9 +240,17 @@ def test_resampled_paths_carry_their_histories_and_ancestry(trained_model, face_
 
     context = face_split["test"][:2, :CONTEXT]
     fc = trained_model.forecast(
-        context, horizon=3, num_samples=8, refinement=Resampling(kernel="mala"), seed=0
+        context,
+        horizon=3,
+        num_samples=8,
+        refinement=Resampling(kernel="mala"),
+        seed=0,
+        record_trace=True,
     )
     assert fc.ancestors.shape == (8, 2, 3) and fc.ancestors.dtype == torch.long
+    ancestors = diagnostics.to_datatree(fc)["sample_stats"]["ancestor"]
+    assert ancestors.dims == ("chain", "series", "time")
+    np.testing.assert_array_equal(ancestors.values, fc.ancestors.numpy())
     assert fc.ancestors.min() >= 0 and fc.ancestors.max() < 8
     # A path copied at step h has its ancestor's earlier frames: copies share their history.
     for h in range(1, 3):

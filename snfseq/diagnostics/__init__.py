@@ -25,7 +25,7 @@ The modules:
   SNF sample as a DataTree) and the helpers that build every tree.
 * :mod:`snfseq.diagnostics.chains`: ``sample_chains`` (chains of any kernel on any energy)
   and ``run_chains`` (the chains of every refinement block of a trained model).
-* :mod:`snfseq.diagnostics.summary`: ``summary`` and its result ``Summary`` (R-hat, ESS,
+* :mod:`snfseq.diagnostics.summaries`: ``summary`` and its result ``Summary`` (R-hat, ESS,
   MCSE, acceptance, weight ESS as a table).
 * The figures live one floor up, in :mod:`snfseq.plots`; ``plot_trace``, ``plot_rank``,
   ``plot_acceptance`` and ``plot_fan`` are re-exported here, loaded on first use (importing
@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING
 
 from snfseq.diagnostics.chains import run_chains, sample_chains
 from snfseq.diagnostics.convert import to_datatree
-from snfseq.diagnostics.summary import Summary, summary
+from snfseq.diagnostics.summaries import Summary, summary
 
 if TYPE_CHECKING:
     from snfseq.plots import plot_acceptance, plot_fan, plot_rank, plot_trace

@@ -111,7 +111,8 @@ def to_datatree(
         flow variable after each step, in the flow's standardised space; ``sample_stats``
         ``accepted``, ``energy`` and ``step_size`` over the same dims less ``feature``, and,
         when the source has weights, ``log_weight (chain, *dims)`` (whole path) and for a
-        forecast ``step_log_weight (chain, *dims, time)``.
+        forecast ``step_log_weight (chain, *dims, time)``, and ``ancestor (chain, *dims, time)``
+        when the forecast's paths were resampled.
 
     Raises:
         ValueError: When the forecast or SNF sample recorded no trace.
@@ -122,7 +123,7 @@ def to_datatree(
         >>> from snfseq import snf
         >>> from snfseq.energy import Gaussian
         >>> from snfseq.flows import build_flow
-        >>> flow = build_flow("realnvp", features=2, context=0, transforms=2, hidden=(8,))
+        >>> flow = build_flow("realnvp", features=2, transforms=2, hidden=(8,))
         >>> result = snf.sample(flow, Gaussian(torch.ones(2)), snf.Refinement(), 16, record=True)
         >>> tree = to_datatree(result)
         >>> tree["posterior"]["y"].dims, tree["sample_stats"]["log_weight"].dims
@@ -144,6 +145,8 @@ def to_datatree(
             weights["log_weight"] = source.log_weights
         if source.step_log_weights is not None:
             weights["step_log_weight"] = source.step_log_weights
+        if source.ancestors is not None:
+            weights["ancestor"] = source.ancestors
     elif isinstance(source, SNFSample):
         if source.trace is None:
             raise ValueError("the SNF sample has no trace: sample with record=True")
@@ -198,7 +201,7 @@ def _trace_tree(
         "step_size": (stat_dims, np.broadcast_to(step_size, energy.shape)),
     }
     for name, values in weights.items():
-        extra = time_dims if name == "step_log_weight" else []
+        extra = time_dims if name in ("step_log_weight", "ancestor") else []
         stats[name] = (["chain", *names, *extra], _numpy(values))
     sizes = dict(zip(stat_dims, energy.shape, strict=True))
     coords: dict[str, Any] = {name: np.arange(sizes[name]) for name in [*names, *time_dims]}

@@ -25,6 +25,16 @@ from torch import Tensor
 from snfseq.energy.base import LOG_2PI, Energy, Interpolated, check_factor, like, per_point
 
 
+def _check_loc(loc: Tensor) -> Tensor:
+    loc = torch.as_tensor(loc)
+    if loc.dim() < 1 or not loc.is_floating_point():
+        raise ValueError(
+            f"loc must be a floating-point Tensor[..., D], got shape {tuple(loc.shape)} "
+            f"and dtype {loc.dtype}"
+        )
+    return loc
+
+
 class StandardNormal(Energy):
     """``0.5 * |x|^2``: the energy of ``N(0, I)`` without its normaliser.
 
@@ -65,13 +75,7 @@ class Gaussian(Energy):
     """
 
     def __init__(self, loc: Tensor, scale: Tensor | float = 1.0, normalized: bool = False) -> None:
-        loc = torch.as_tensor(loc)
-        if loc.dim() < 1 or not loc.is_floating_point():
-            raise ValueError(
-                f"loc must be a floating-point Tensor[..., D], got shape {tuple(loc.shape)} "
-                f"and dtype {loc.dtype}"
-            )
-        self.loc = loc
+        self.loc = _check_loc(loc)
         self.scale = check_factor("scale", scale)
         if isinstance(self.scale, float) and self.scale <= 0:
             raise ValueError(f"scale must be positive, got {self.scale}")
@@ -121,13 +125,7 @@ class SquaredDistance(Energy):
     """
 
     def __init__(self, loc: Tensor, weight: Tensor | float = 1.0) -> None:
-        loc = torch.as_tensor(loc)
-        if loc.dim() < 1 or not loc.is_floating_point():
-            raise ValueError(
-                f"loc must be a floating-point Tensor[..., D], got shape {tuple(loc.shape)} "
-                f"and dtype {loc.dtype}"
-            )
-        self.loc = loc
+        self.loc = _check_loc(loc)
         self.weight = check_factor("weight", weight)
 
     def __call__(self, x: Tensor) -> Tensor:

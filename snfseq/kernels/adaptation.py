@@ -34,6 +34,16 @@ class DualAveraging:
         t0: Iteration offset that damps early updates (Stan: 10).
         kappa: Decay of the averaging weights (Stan: 0.75).
         gamma: Adaptation scale (Stan: 0.05).
+
+    Example:
+        >>> import torch
+        >>> adapt = DualAveraging(target_accept=0.8)
+        >>> adapt.start(torch.tensor([0.1, 0.1]))
+        tensor([0.1000, 0.1000])
+        >>> for _ in range(3):  # chain 0 accepts more often than aimed at, chain 1 less
+        ...     step = adapt.update(torch.tensor([1.0, 0.2]))
+        >>> adapt.final_step()  # the averaged step sizes to sample with
+        tensor([3.0006, 0.0370])
     """
 
     def __init__(

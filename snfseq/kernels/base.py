@@ -49,6 +49,11 @@ class Transition(NamedTuple):
         log_accept_ratio: The Metropolis-Hastings log acceptance ratio of the proposal,
             ``Tensor[...]``, ``-inf`` where the proposal's energy was not finite; computed for
             unadjusted kernels too, where it drives step-size adaptation.
+
+    Example:
+        >>> t = Transition(torch.zeros(2), torch.tensor(True), torch.tensor(0.5), torch.tensor(0.0))
+        >>> t.energy, t.grad is None
+        (tensor(0.5000), True)
     """
 
     z: Tensor
@@ -109,6 +114,12 @@ class Kernel(MCMCKernel, abc.ABC):
         transforms: Always ``{}`` (unconstrained state), required by Pyro's runner.
         invariant: Whether the kernel leaves its potential invariant, so that its path
             log-weights mean something (False only for the published per-coordinate walk).
+
+    Example:
+        >>> from snfseq.kernels import MALA
+        >>> kernel = MALA(lambda z: z.square().sum(-1) / 2, step_size=0.2)
+        >>> kernel.transition(torch.zeros(3, 2)).z.shape, kernel.step_size, kernel.target_accept
+        (torch.Size([3, 2]), 0.2, 0.574)
     """
 
     default_step_size: float = 0.1

@@ -55,14 +55,20 @@ class RandomWalkMetropolis(Kernel):
         grad: Tensor | None,
         adjusted: bool,
     ) -> Transition:
+        energy, proposal, proposal_energy = self._propose(z, potential, step, energy)
+        return self._finish(z, energy, None, proposal, proposal_energy, None, None, adjusted)
+
+    def _propose(
+        self, z: Tensor, potential: Energy, step: Tensor | float, energy: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(energy at z, proposal z + step * N(0, I), energy at the proposal)``."""
         if energy is None:
             energy = self._energy(potential, z)
         proposal = z + step * torch.randn_like(z)
-        proposal_energy = self._energy(potential, proposal)
-        return self._finish(z, energy, None, proposal, proposal_energy, None, None, adjusted)
+        return energy, proposal, self._energy(potential, proposal)
 
 
-class PerCoordinateMetropolis(Kernel):
+class PerCoordinateMetropolis(RandomWalkMetropolis):
     """The published GRU-SNF code's random walk: accept/reject drawn per COORDINATE.
 
     Proposes ``z' = z + step_size * N(0, I)`` like :class:`RandomWalkMetropolis`, but draws
@@ -87,8 +93,6 @@ class PerCoordinateMetropolis(Kernel):
         (torch.Size([5, 3]), True)
     """
 
-    default_step_size = 0.35
-    default_target_accept = 0.234
     invariant = False
 
     def _transition(
@@ -100,10 +104,8 @@ class PerCoordinateMetropolis(Kernel):
         grad: Tensor | None,
         adjusted: bool,
     ) -> Transition:
-        if energy is None:
-            energy = self._energy(potential, z)
-        proposal = z + step * torch.randn_like(z)
-        log_ratio = energy - self._energy(potential, proposal)
+        energy, proposal, proposal_energy = self._propose(z, potential, step, energy)
+        log_ratio = energy - proposal_energy
         accept = torch.rand_like(z).log() < log_ratio.unsqueeze(-1)
         moved = torch.where(accept, proposal, z)
         return Transition(

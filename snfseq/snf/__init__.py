@@ -33,7 +33,7 @@ Example:
     >>> import torch
     >>> from snfseq.flows import build_flow
     >>> from snfseq.energy import Gaussian
-    >>> flow = build_flow("realnvp", features=2, context=0, transforms=3, hidden=(8,))
+    >>> flow = build_flow("realnvp", features=2, transforms=3, hidden=(8,))
     >>> result = sample(flow, Gaussian(torch.tensor([1.0, -1.0])), Refinement(), num_samples=64)
     >>> result.samples.shape, result.log_weights.shape
     (torch.Size([64, 2]), torch.Size([64]))

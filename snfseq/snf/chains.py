@@ -40,6 +40,15 @@ class Chain:
         final: ``Tensor[*N, D]``, the state handed on (after ``handoff`` transitions).
         log_weight: ``Tensor[*N]``, the path log-weight increments ``dS`` summed over the
             transitions up to the hand-off.
+
+    Example:
+        >>> import torch
+        >>> from snfseq.energy import StandardNormal
+        >>> from snfseq.kernels import RandomWalkMetropolis
+        >>> chain = run_chain(RandomWalkMetropolis(), StandardNormal(), torch.zeros(4, 2), 3,
+        ...                   record=False)
+        >>> chain.states is None, chain.final.shape, chain.log_weight.shape
+        (True, torch.Size([4, 2]), torch.Size([4]))
     """
 
     states: Tensor | None
@@ -76,11 +85,22 @@ def run_chain(
 
     Returns:
         A :class:`Chain`.
+
+    Example:
+        >>> import torch
+        >>> from snfseq.energy import StandardNormal
+        >>> from snfseq.kernels import MALA
+        >>> chain = run_chain(MALA(step_size=0.3), StandardNormal(), torch.zeros(8, 2), 4,
+        ...                   num_warmup=2, handoff=0)
+        >>> chain.states.shape  # 4 recorded draws of 8 chains, after 2 warmup transitions
+        torch.Size([4, 8, 2])
+        >>> bool(chain.final.eq(0).all()), float(chain.log_weight.abs().sum())  # handed on at 0
+        (True, 0.0)
     """
     total = num_warmup + num_draws
     handoff = total if handoff is None else handoff
     z, energy, grad = init, None, None
-    final, log_weight = init, torch.zeros(init.shape[:-1], dtype=init.dtype, device=init.device)
+    final, log_weight = init, None
     states: list[Tensor] = []
     energies: list[Tensor] = []
     accepted: list[Tensor] = []
@@ -88,12 +108,14 @@ def run_chain(
         move = kernel.transition(z, potential, step_size=step_size, energy=energy, grad=grad)
         z, energy, grad = move.z, move.energy, move.grad
         if step < handoff:
-            log_weight = log_weight + move.log_weight
+            log_weight = move.log_weight if log_weight is None else log_weight + move.log_weight
             final = z
         if record and num_warmup <= step < total:
             states.append(z)
             energies.append(energy)
             accepted.append(move.accepted)
+    if log_weight is None:  # handed on before any transition
+        log_weight = torch.zeros(init.shape[:-1], dtype=init.dtype, device=init.device)
     if not record or not states:
         return Chain(None, None, None, final, log_weight)
     return Chain(

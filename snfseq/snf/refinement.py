@@ -4,7 +4,7 @@ Example:
     >>> import torch
     >>> from snfseq.energy import Gaussian
     >>> from snfseq.flows import build_flow
-    >>> flow = build_flow("realnvp", features=2, context=0, transforms=2, hidden=(8,))
+    >>> flow = build_flow("realnvp", features=2, transforms=2, hidden=(8,))
     >>> refinement = Refinement(kernel="mala", steps=3)
     >>> result = refinement.run(flow, torch.randn(10, 2), target=Gaussian(torch.ones(2)))
     >>> result.y.shape, result.log_weight.shape
@@ -50,6 +50,16 @@ class RefinementResult:
         trace: The blocks' :class:`~snfseq.snf.Trace`, when recorded.
         ancestors: ``Tensor[N]`` (long), the row each output row descends from when the
             rows were resampled; None when they were not.
+
+    Example:
+        >>> import torch
+        >>> from snfseq.energy import Gaussian
+        >>> from snfseq.flows import build_flow
+        >>> flow = build_flow("realnvp", 2, transforms=2, hidden=(8,))
+        >>> walk = Refinement(kernel="per-coordinate", steps=1)  # not invariant: no weights
+        >>> result = walk.run(flow, torch.randn(4, 2), target=Gaussian(torch.zeros(2)))
+        >>> result.y.shape, result.log_weight, result.trace
+        (torch.Size([4, 2]), None, None)
     """
 
     y: Tensor

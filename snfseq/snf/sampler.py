@@ -4,7 +4,7 @@ Example:
     >>> import torch
     >>> from snfseq.energy import Gaussian
     >>> from snfseq.flows import build_flow
-    >>> flow = build_flow("realnvp", features=2, context=0, transforms=3, hidden=(8,))
+    >>> flow = build_flow("realnvp", features=2, transforms=3, hidden=(8,))
     >>> result = sample(flow, Gaussian(torch.tensor([1.0, -1.0])), Refinement(), num_samples=64)
     >>> result.samples.shape, result.log_weights.shape
     (torch.Size([64, 2]), torch.Size([64]))
@@ -15,6 +15,7 @@ from __future__ import annotations
 __all__ = ["SNFSample", "sample"]
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,12 @@ class SNFSample(Weighted):
         samples: ``Tensor[S, *B, D]``.
         log_weights: ``Tensor[S, *B]`` path log-weights (None for a kernel without them).
         trace: The refinement's :class:`~snfseq.snf.Trace`, when recorded.
+
+    Example:
+        >>> import torch
+        >>> draws = SNFSample(torch.tensor([[0.0], [2.0]]), torch.tensor([3.0, 1.0]).log())
+        >>> draws.expectation(), draws.ess  # weights 3/4 and 1/4
+        (tensor([0.5000]), tensor(1.6000))
     """
 
     samples: Tensor
@@ -49,9 +56,10 @@ def sample(
     target: energies.EnergyLike,
     refinement: Refinement | None,
     num_samples: int,
-    context: Tensor | None = None,
+    condition: Tensor | None = None,
     *,
     record: bool = False,
+    context: Tensor | None = None,
 ) -> SNFSample:
     """Samples any flow with stochastic refinement towards any target energy.
 
@@ -63,29 +71,42 @@ def sample(
         refinement: Where and how to refine; None samples the flow alone (the weights then
             still correct towards the target).
         num_samples: Samples ``S`` (per condition row).
-        context: Condition ``Tensor[B, C]`` for a conditional flow; samples are then
-            ``[S, B, D]``.
+        condition: ``Tensor[B, C]`` for a conditional flow; samples are then ``[S, B, D]``.
         record: Keep a :class:`~snfseq.snf.Trace`.
+        context: Former name of ``condition`` (deprecated: in snfseq "context" means the
+            observed frames).
 
     Returns:
         An :class:`SNFSample`.
+
+    Example:
+        >>> import torch
+        >>> from snfseq.energy import StandardNormal
+        >>> from snfseq.flows import build_flow
+        >>> flow = build_flow("realnvp", 2, 3, transforms=2, hidden=(8,))  # D = 2, C = 3
+        >>> out = sample(flow, StandardNormal(), None, num_samples=5, condition=torch.randn(4, 3))
+        >>> out.samples.shape, out.log_weights.shape  # S = 5 samples for each of B = 4 rows
+        (torch.Size([5, 4, 2]), torch.Size([5, 4]))
     """
+    if context is not None:
+        warnings.warn("snf.sample(context=...) is now condition=...", DeprecationWarning, 2)
+        condition = context
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     if not isinstance(flow, ConditionalFlow):
         features = int(flow.base().event_shape[-1])
-        context_features = 0 if context is None else int(context.shape[-1])
-        flow = ConditionalFlow.from_zuko(flow, features, context_features)
+        condition_features = 0 if condition is None else int(condition.shape[-1])
+        flow = ConditionalFlow.from_zuko(flow, features, condition_features)
     parameter = next(flow.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
-    if context is None:
+    if condition is None:
         batch_shape: tuple[int, ...] = (num_samples,)
         c = None
     else:
-        if context.dim() != 2:
-            raise ValueError(f"context must be Tensor[B, C], got shape {tuple(context.shape)}")
-        batch_shape = (num_samples, context.shape[0])
-        c = context.to(device).repeat(num_samples, 1)
+        if condition.dim() != 2:
+            raise ValueError(f"condition must be Tensor[B, C], got shape {tuple(condition.shape)}")
+        batch_shape = (num_samples, condition.shape[0])
+        c = condition.to(device).repeat(num_samples, 1)
     z = torch.randn(math.prod(batch_shape), flow.features, device=device)
     refinement = refinement if refinement is not None else Refinement(after=[])
     result = refinement.run(flow, z, c, target=target, batch_shape=batch_shape, record=record)

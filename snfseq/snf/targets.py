@@ -37,6 +37,14 @@ class AffineMap:
         offset: ``Tensor[N, D]`` in data units (for a residual model, each sample's previous
             frame).
         scale: ``Tensor[D]`` (or ``Tensor[N, D]``), data units per flow unit.
+
+    Example:
+        >>> import torch
+        >>> to_data = AffineMap(offset=torch.tensor([[1.0, 2.0]]), scale=torch.tensor([2.0, 4.0]))
+        >>> to_data.to_data(torch.ones(1, 2)), to_data.to_flow(torch.tensor([[3.0, 6.0]]))
+        (tensor([[3., 6.]]), tensor([[1., 1.]]))
+        >>> to_data.log_abs_det()  # log(2 * 4)
+        tensor(2.0794)
     """
 
     offset: Tensor
@@ -71,6 +79,17 @@ class ForecastStep:
         series: ``Tensor[N]`` (long), the series of each row.
         to_data: The :class:`AffineMap` from the flow's space to data units.
         batch_shape: ``(S, B)``.
+
+    Example:
+        >>> import torch
+        >>> from snfseq.energy import Gaussian
+        >>> step = ForecastStep(step=0, yhat=torch.zeros(2, 1), previous=torch.zeros(2, 1),
+        ...                     series=torch.tensor([0, 1]), batch_shape=(1, 2),
+        ...                     to_data=AffineMap(torch.zeros(2, 1), torch.ones(1)))
+        >>> def target(step):  # a target builder, as passed to Refinement(target=...)
+        ...     return Gaussian(step.yhat, scale=0.5)
+        >>> target(step)(torch.ones(2, 1))
+        tensor([2., 2.])
     """
 
     step: int
