@@ -144,6 +144,10 @@ def main() -> None:
     for row in rows:
         row["ratio_vs_nf"] = row["step_ms"] / base
 
+    # The online form: push one observed frame, get the next frame's S samples.
+    online = model.online(context, samples, horizon=1)
+    frame = context[:, -1]
+    online_push = timed(lambda: online.push(frame), repeats, device)
     h, state = torch.zeros(1, hidden, device=device), torch.zeros(3, 1, hidden, device=device)
     published = timed(
         lambda: published_step(model, h, state, samples), max(1, repeats // 2), device
@@ -168,6 +172,7 @@ def main() -> None:
             "quick": args.quick,
         },
         "variants": rows,
+        "online_push_ms": 1000 * online_push,
         "published_loop_step_ms": 1000 * published,
         "speedup_paper_vs_published_loop": 1000 * published / paper_row["step_ms"],
         "goals": {"nf_step_ms_max": 20.0, "paper_ratio_max": 1.10, "speedup_min": 40.0},
@@ -193,6 +198,9 @@ def main() -> None:
             f"{row['ratio_vs_nf']:.3f} |"
         )
     lines += [
+        "",
+        f"Online forecaster (`model.online`), one push (one recurrent step on the observed "
+        f"frame + a 1-step GRU-NF forecast): {result['online_push_ms']:.2f} ms.",
         "",
         f"Published sampling loop (one sample at a time, per-coordinate accept): "
         f"{result['published_loop_step_ms']:.1f} ms / step; GRU-SNF paper is "

@@ -38,8 +38,9 @@ from snfseq.config import SequenceFlowConfig
 from snfseq.flows import ConditionalFlow, build_flow
 from snfseq.forecast import Forecast
 from snfseq.normalize import ContextNormalizer
+from snfseq.rollout import OnlineForecaster, Rollout
 from snfseq.runtime import evaluating, seeded
-from snfseq.snf import AffineMap, ForecastStep, Refinement, Trace
+from snfseq.snf import ForecastStep, Refinement
 from snfseq.training import FitHistory, fit_loop
 from snfseq.validation import as_windows
 
@@ -290,90 +291,63 @@ class SequenceFlow(nn.Module):
         record_trace: bool,
         feature_names: Sequence[str] | None,
     ) -> Forecast:
-        batch, rows = observed.shape[0], num_samples * observed.shape[0]
-        loc, state, h_top, previous = self._start(observed, num_samples)
-        if feedback == "sample":
-            state = _expand_state(state, num_samples)
-        loc_rows = loc.repeat(num_samples, 1)
-        series = torch.arange(batch, device=observed.device).repeat(num_samples)
-        frames: list[Tensor] = []
-        step_weights: list[Tensor] = []
-        ancestry: list[Tensor] = []  # per refined step, the sample each row was copied from
-        identity = torch.arange(num_samples, device=observed.device).repeat_interleave(batch)
-        resampled = False
-        traces: list[Trace] = []
+        rollout = self._rollout(observed, num_samples, refinement, feedback, record_trace)
         for h in range(horizon):
-            c = self.condition(h_top)
-            z = torch.randn(rows, self.features, device=observed.device)
-            if refinement is None:
-                y, _ = self.flow.sample_from(z, c)
-            else:
-                step = self._step(h, h_top, previous, loc_rows, series, (num_samples, batch))
-                result = refinement.run(
-                    self.flow, z, c, step=step, batch_shape=step.batch_shape, record=record_trace
-                )
-                y, parents = result.y, identity
-                if result.ancestors is not None:  # resampled rows: their histories follow them
-                    index, resampled = result.ancestors, True
-                    frames, step_weights, ancestry = (
-                        [_rows(t, index) for t in history]
-                        for history in (frames, step_weights, ancestry)
-                    )
-                    previous, h_top = previous[index], h_top[index]
-                    state = _take(state, index) if feedback == "sample" else state
-                    parents = index // batch
-                if result.log_weight is not None:
-                    step_weights.append(result.log_weight.reshape(num_samples, batch))
-                if result.trace is not None:
-                    traces.append(result.trace)
-                ancestry.append(parents)
-            frame = self._from_flow_space(y, previous)
-            frames.append(frame)
-            if feedback == "mean":
-                fed = frame.reshape(num_samples, batch, -1).mean(0)
-                out, state = self._encode(fed.unsqueeze(1), previous[:batch], state)
-                h_top, previous = out[:, 0].repeat(num_samples, 1), fed.repeat(num_samples, 1)
-            else:
-                out, state = self._encode(frame.unsqueeze(1), previous, state)
-                h_top, previous = out[:, 0], frame
-        paths = torch.stack(frames, 1).reshape(num_samples, batch, horizon, self.features)
-        steps = torch.stack(step_weights, -1) if step_weights else None
-        return Forecast(
-            samples=self.normalizer.denormalize(paths, loc),
-            log_weights=None if steps is None else steps.sum(-1),
-            step_log_weights=steps,
-            trace=Trace.stack(traces) if traces else None,
-            ancestors=torch.stack(ancestry, -1).reshape(num_samples, batch, horizon)
-            if resampled
-            else None,
-            feature_names=feature_names,
-        )
+            rollout.step(feed_back=h + 1 < horizon)  # nothing reads the state after the last
+        return rollout.forecast(feature_names)
 
-    def _step(
+    def _rollout(
         self,
-        h: int,
-        h_top: Tensor,
-        previous: Tensor,
-        loc_rows: Tensor,
-        series: Tensor,
-        batch_shape: tuple[int, int],
-    ) -> ForecastStep:
-        """What a refinement's target is built from at forecast step ``h`` (rows ``S x B``)."""
-        scale = self.normalizer.scale
-        previous_data = loc_rows + scale * previous
-        if self.config.residual:
-            to_data = AffineMap(previous_data, scale * self.normalizer.delta_scale)
-        else:
-            to_data = AffineMap(loc_rows, scale)
-        return ForecastStep(h, self.point_head(h_top), previous_data, series, to_data, batch_shape)
-
-    def _start(self, observed: Tensor, num_samples: int) -> tuple[Tensor, Any, Tensor, Tensor]:
-        """Encodes the context: ``(loc: [B, D], state: [L, B, H], h_top: [S * B, H],
-        previous: [S * B, D])``, rows ``s * B + b``, frames in normalised units."""
+        observed: Tensor,
+        num_samples: int,
+        refinement: Refinement | None = None,
+        feedback: Feedback = "sample",
+        record: bool = False,
+    ) -> Rollout:
+        """Encodes the context frames and starts ``num_samples`` paths from them."""
         loc = self.normalizer.location(observed)
         x = self.normalizer.normalize(observed, loc)
         out, state = self._encode(x, None)
-        return loc, state, out[:, -1].repeat(num_samples, 1), x[:, -1].repeat(num_samples, 1)
+        return Rollout(
+            self,
+            loc,
+            state,
+            out[:, -1],
+            x[:, -1],
+            num_samples,
+            refinement=refinement,
+            feedback=feedback,
+            record=record,
+        )
+
+    def online(
+        self,
+        context: Tensor | np.ndarray,
+        num_samples: int = 100,
+        horizon: int = 1,
+        refinement: Refinement | None = None,
+        feedback: Feedback = "sample",
+    ) -> OnlineForecaster:
+        """A stateful forecaster for live streams: ``online.push(frame)`` returns the forecast
+        of the next ``horizon`` frames (see :class:`~snfseq.rollout.OnlineForecaster`).
+
+        Args:
+            context: The frames observed so far, ``Tensor[B, T, D]`` (or ``[T, D]``).
+            num_samples: Sample paths ``S`` per forecast.
+            horizon: Frames each forecast reaches ahead.
+            refinement: MCMC between flow layers, or None.
+            feedback: ``"sample"`` or ``"mean"``.
+
+        Example:
+            >>> import torch
+            >>> model = SequenceFlow(features=3, hidden=8, layers=1, transforms=2,
+            ...                      flow_hidden=(8,))
+            >>> _ = model.fit(torch.randn(40, 10, 3).cumsum(1), context=4, epochs=1,
+            ...               progress=False)
+            >>> model.online(torch.zeros(4, 3), num_samples=8).push(torch.ones(3)).samples.shape
+            torch.Size([8, 1, 1, 3])
+        """
+        return OnlineForecaster(self, context, num_samples, horizon, refinement, feedback)
 
     @torch.no_grad()
     def first_step(
@@ -391,14 +365,9 @@ class SequenceFlow(nn.Module):
             flow's standardised space, what a refinement of the first frame aims at.
         """
         observed = self._as_windows(context, "context", self.config.min_context)
-        batch = observed.shape[0]
         with evaluating(self):
-            loc, _, h_top, previous = self._start(observed, num_samples)
-            series = torch.arange(batch, device=observed.device).repeat(num_samples)
-            step = self._step(
-                0, h_top, previous, loc.repeat(num_samples, 1), series, (num_samples, batch)
-            )
-            return self.condition(h_top), step
+            rollout = self._rollout(observed, num_samples)
+            return self.condition(rollout.h_top), rollout.target_step()
 
     def condition_on(self, context: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
         """Condition vector ``Tensor[B, C]`` and point prediction ``Tensor[B, D]`` (flow
@@ -429,22 +398,3 @@ class SequenceFlow(nn.Module):
         if map_location is not None:
             model.to(map_location)
         return model.eval()
-
-
-def _expand_state(state: Any, num_samples: int) -> Any:
-    """Repeats recurrent state ``[L, B, H]`` to ``[L, S * B, H]`` (row ``s * B + b``)."""
-    if isinstance(state, tuple):
-        return tuple(_expand_state(s, num_samples) for s in state)
-    return state.repeat(1, num_samples, 1)
-
-
-def _rows(values: Tensor, index: Tensor) -> Tensor:
-    """Rows ``index`` of per-row values ``Tensor[N, ...]`` (or ``Tensor[S, B]``, N = S x B)."""
-    return values.reshape(index.shape[0], -1)[index].reshape(values.shape)
-
-
-def _take(state: Any, index: Tensor) -> Any:
-    """Rows ``index`` of a recurrent state ``[L, N, H]`` (or an LSTM's pair of them)."""
-    if isinstance(state, tuple):
-        return tuple(_take(s, index) for s in state)
-    return state[:, index]

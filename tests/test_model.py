@@ -225,3 +225,29 @@ def test_bad_input_gets_clear_errors(trained_model, face_split) -> None:
         trained_model.fit(np.full((4, 10, 20), np.nan, dtype=np.float32), epochs=1, progress=False)
     with pytest.raises(ValueError, match="unknown flow"):
         SequenceFlow(features=4, flow="glow")
+
+
+def test_online_forecaster_keeps_the_history_state_and_forecasts_like_forecast(
+    trained_model, face_split
+) -> None:
+    windows = face_split["test"][:2]
+    context, later = windows[:, :CONTEXT], windows[:, CONTEXT : CONTEXT + 3]
+    online = trained_model.online(context, num_samples=16, horizon=4)
+    # Before any push it is the ordinary forecast, draw for draw.
+    expected = trained_model.forecast(context, horizon=4, num_samples=16, seed=5)
+    torch.testing.assert_close(online.forecast(seed=5).samples, expected.samples, rtol=0, atol=0)
+    for t in range(3):
+        fc = online.push(later[:, t], seed=t)
+        assert fc.samples.shape == (16, 2, 4, 20)
+    # Three pushes = one encoder pass over the whole history (normalised by the first context).
+    model, loc = trained_model, online.loc
+    with torch.no_grad():
+        x = model.normalizer.normalize(torch.cat([context, later], 1), loc)
+        out, state = model._encode(x, None)
+    torch.testing.assert_close(online.top, out[:, -1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(online.state, state, rtol=1e-5, atol=1e-5)
+    assert online.frames_seen == CONTEXT + 3
+    refined = trained_model.online(context, num_samples=8, refinement=Refinement(kernel="mala"))
+    assert torch.isfinite(refined.push(later[:, 0]).log_weights).all()
+    with pytest.raises(ValueError, match="frame has 1 series, the stream 2"):
+        online.push(later[0, 0])

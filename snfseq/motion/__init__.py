@@ -2,7 +2,9 @@
 
 A sender extracts a few keypoints per frame from a driving video, the model forecasts them, and
 a receiver renders frames from a source image and the keypoints. Here today: video files
-(``read_video``, ``iter_frames``, ``write_video``, from :mod:`snfseq.video`) and pixel quality
+(``read_video``, ``iter_frames``, ``write_video``, from :mod:`snfseq.video`), rendering a
+source frame to target landmarks (:class:`Renderer`: a piecewise-affine warp over the face
+mesh, :mod:`snfseq.motion.render`) and pixel quality
 of rendered frames (:mod:`snfseq.motion.quality`: MAE, PSNR, SSIM, pixel APD, best-k-of-N,
 face masks). The keypoint codec and the streaming simulation will arrive in this package.
 
@@ -43,12 +45,14 @@ from ..landmarks import (
     layouts,
 )
 from . import quality
+from .render import Renderer
 
 # The module paths from before landmarks moved to snfseq.landmarks, as aliases, not copies.
 sys.modules[f"{__name__}.extract"] = sys.modules["snfseq.landmarks.extract"]
 sys.modules[f"{__name__}.layouts"] = layouts
 
 __all__ = [
+    "Renderer",
     "VideoReader",
     "iter_frames",
     "quality",
