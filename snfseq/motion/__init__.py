@@ -4,7 +4,8 @@ A sender extracts a few keypoints per frame from a driving video, the model fore
 a receiver renders frames from a source image and the keypoints. Here today: video files
 (``read_video``, ``iter_frames``, ``write_video``, from :mod:`snfseq.video`), rendering a
 source frame to target landmarks (:class:`Renderer`: a piecewise-affine warp over the face
-mesh, :mod:`snfseq.motion.render`) and pixel quality
+mesh, :mod:`snfseq.motion.render`), overlays (:mod:`snfseq.motion.overlay`: landmarks drawn on
+frames, captions, tiles, labelled side-by-side videos of truth and samples) and pixel quality
 of rendered frames (:mod:`snfseq.motion.quality`: MAE, PSNR, SSIM, pixel APD, best-k-of-N,
 face masks). The keypoint codec and the streaming simulation will arrive in this package.
 
@@ -44,7 +45,7 @@ from ..landmarks import (
     get_layout,
     layouts,
 )
-from . import quality
+from . import overlay, quality
 from .render import Renderer
 
 # The module paths from before landmarks moved to snfseq.landmarks, as aliases, not copies.
@@ -54,6 +55,7 @@ sys.modules[f"{__name__}.layouts"] = layouts
 __all__ = [
     "Renderer",
     "VideoReader",
+    "overlay",
     "iter_frames",
     "quality",
     "read_video",
