@@ -7,7 +7,10 @@ source frame to target landmarks (:class:`Renderer`: a piecewise-affine warp ove
 mesh, :mod:`snfseq.motion.render`), overlays (:mod:`snfseq.motion.overlay`: landmarks drawn on
 frames, captions, tiles, labelled side-by-side videos of truth and samples) and pixel quality
 of rendered frames (:mod:`snfseq.motion.quality`: MAE, PSNR, SSIM, pixel APD, best-k-of-N,
-face masks). The keypoint codec and the streaming simulation will arrive in this package.
+face masks), and the keypoint codec (:mod:`snfseq.motion.codec`: quantised, predicted from the
+previous decoded frame, range coded with an adaptive Laplace per feature, one packet per frame,
+keyframes for resynchronisation; :func:`bitrate` measures a stream). The streaming simulation
+will arrive in this package.
 
 The landmark layer it stands on lives in :mod:`snfseq.landmarks`; its names are re-exported
 here (``motion.extract``, ``motion.get_layout``, ``motion.layouts``, ...), and the module paths
@@ -45,7 +48,9 @@ from ..landmarks import (
     get_layout,
     layouts,
 )
-from . import overlay, quality
+from . import codec, overlay, quality
+from .bandwidth import Bitrate, bitrate
+from .codec import DesyncError, KeypointCodec, KeypointDecoder, KeypointEncoder
 from .render import Renderer
 
 # The module paths from before landmarks moved to snfseq.landmarks, as aliases, not copies.
@@ -53,6 +58,13 @@ sys.modules[f"{__name__}.extract"] = sys.modules["snfseq.landmarks.extract"]
 sys.modules[f"{__name__}.layouts"] = layouts
 
 __all__ = [
+    "Bitrate",
+    "DesyncError",
+    "KeypointCodec",
+    "KeypointDecoder",
+    "KeypointEncoder",
+    "bitrate",
+    "codec",
     "Renderer",
     "VideoReader",
     "overlay",
