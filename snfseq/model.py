@@ -296,6 +296,14 @@ class SequenceFlow(nn.Module):
             rollout.step(feed_back=h + 1 < horizon)  # nothing reads the state after the last
         return rollout.forecast(feature_names)
 
+    def _encode_context(self, observed: Tensor) -> tuple[Tensor, Any, Tensor, Tensor]:
+        """The context frames ``[B, T, D]`` encoded once: ``(loc: [B, D], state, top: [B, H],
+        last: [B, D])``, the last two the encoder's top output and the last frame, normalised."""
+        loc = self.normalizer.location(observed)
+        x = self.normalizer.normalize(observed, loc)
+        out, state = self._encode(x, None)
+        return loc, state, out[:, -1], x[:, -1]
+
     def _rollout(
         self,
         observed: Tensor,
@@ -305,15 +313,9 @@ class SequenceFlow(nn.Module):
         record: bool = False,
     ) -> Rollout:
         """Encodes the context frames and starts ``num_samples`` paths from them."""
-        loc = self.normalizer.location(observed)
-        x = self.normalizer.normalize(observed, loc)
-        out, state = self._encode(x, None)
         return Rollout(
             self,
-            loc,
-            state,
-            out[:, -1],
-            x[:, -1],
+            *self._encode_context(observed),
             num_samples,
             refinement=refinement,
             feedback=feedback,

@@ -10,8 +10,8 @@ pushing a newly observed frame costs one recurrent step plus the forecast, with 
 re-encoding of the history.
 
 The model is used through its parts (``condition``, ``flow``, ``point_head``, ``normalizer``,
-``_encode``, ``_from_flow_space``, ``config``): this module sits below ``model.py`` and
-imports nothing from it (``model`` is typed ``Any`` here for that reason).
+``_encode``, ``_encode_context``, ``_from_flow_space``, ``config``): this module sits below
+``model.py`` and imports nothing from it (``model`` is typed ``Any`` here for that reason).
 
 Example:
     >>> import torch
@@ -234,10 +234,7 @@ class OnlineForecaster:
         self.refinement, self.feedback = refinement, feedback
         observed = model._as_windows(context, "context", model.config.min_context)
         with evaluating(model), torch.no_grad():
-            self.loc = model.normalizer.location(observed)
-            x = model.normalizer.normalize(observed, self.loc)
-            out, self.state = model._encode(x, None)
-        self.top, self.last = out[:, -1], x[:, -1]
+            self.loc, self.state, self.top, self.last = model._encode_context(observed)
         self.frames_seen = observed.shape[1]
 
     def push(self, frame: Tensor | np.ndarray, *, seed: int | None = None) -> Forecast:

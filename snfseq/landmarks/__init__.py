@@ -22,13 +22,14 @@ Example:
 """
 
 from . import layouts
-from .extract import LandmarkSet, extract
+from .extract import LandmarkSet, extract, to_pixels
 from .gaps import GapPolicy, apply_gap_policy
 from .layouts import Layout, MeshLayout, PCALayout, SubsetLayout, get_layout
 from .mesh import FACE_MESH_POINTS, MESH10_GROUPS, MESH10_NAMES, MESH68_GROUPS
 
 __all__ = [
     "extract",
+    "to_pixels",
     "apply_gap_policy",
     "GapPolicy",
     "LandmarkSet",

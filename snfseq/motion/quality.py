@@ -33,6 +33,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from snfseq.landmarks import to_pixels
+
 FrameMetric = Literal["mae", "psnr", "ssim"]
 
 # skimage's default uniform SSIM window; its mean SSIM ignores a (7 - 1) // 2 pixel border.
@@ -441,8 +443,7 @@ def face_mask(
     margin = _check_number("margin", margin, positive=False)
     xy = points[..., :2]
     if normalized:
-        # Normalised 0 and 1 are the image's outer edges; pixel centres sit half a pixel in.
-        xy = xy * np.array([width, height]) - 0.5
+        xy = to_pixels(xy, width, height)
     frames = xy.reshape(-1, *xy.shape[-2:])
     masks = np.stack([_hull_mask(_convex_hull(f), (height, width), margin) for f in frames])
     return masks.reshape(points.shape[:-2] + (height, width))

@@ -51,6 +51,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from snfseq.landmarks import to_pixels
+
 __all__ = ["Renderer"]
 
 Frame = NDArray[np.uint8]
@@ -76,7 +78,7 @@ def _to_pixels(landmarks: ArrayLike, width: int, height: int, what: str) -> Poin
         raise ValueError(f"{what} must have shape [points, 2 or 3], got {points.shape}")
     if not np.isfinite(points[:, :2]).all():
         raise ValueError(f"{what} contain NaN or inf (no face detected in that frame?)")
-    return points[:, :2] * (width, height) - 0.5
+    return to_pixels(points, width, height)
 
 
 def _similarity(source: Points, target: Points) -> tuple[Points, Points]:
