@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["FORMAT_VERSION", "load_state", "read", "write"]
+__all__ = ["FORMAT_VERSION", "load_state", "read", "read_all", "write"]
 
 import os
 from collections.abc import Mapping
@@ -35,6 +35,7 @@ def write(
     kind: str,
     config: Mapping[str, Any],
     state_dict: Mapping[str, Tensor],
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Writes a checkpoint atomically: an interrupted save never leaves a half-written file
     (or destroys the previous one).
@@ -44,6 +45,8 @@ def write(
         kind: What the file holds (e.g. ``"snfseq.SequenceFlow"``); :func:`read` checks it.
         config: Plain values (numbers, strings, lists) that rebuild the object.
         state_dict: Its tensors (moved to the CPU).
+        extra: Anything else the object carries, as nested dicts of plain values and tensors
+            (:func:`read_all` returns it).
 
     Returns:
         The path written.
@@ -64,6 +67,7 @@ def write(
         "snfseq_version": __version__,
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
         "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "extra": dict(extra or {}),
     }
     with atomic_write(path) as partial, open(partial, "wb") as file:
         torch.save(payload, file)
@@ -75,6 +79,22 @@ def write(
 def read(
     path: str | os.PathLike[str], kind: str, map_location: str | torch.device | None = None
 ) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """``(config, state_dict)`` of a checkpoint: :func:`read_all` without the extras.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     read(write(Path(tmp) / "m.pt", "demo.Model", {"a": 1}, {}), "demo.Model")
+        ({'a': 1}, {})
+    """
+    config, state, _ = read_all(path, kind, map_location)
+    return config, state
+
+
+def read_all(
+    path: str | os.PathLike[str], kind: str, map_location: str | torch.device | None = None
+) -> tuple[dict[str, Any], dict[str, Tensor], dict[str, Any]]:
     """Reads a checkpoint written by :func:`write` with ``torch.load(weights_only=True)``.
 
     Args:
@@ -83,7 +103,7 @@ def read(
         map_location: Device for the tensors (default: CPU).
 
     Returns:
-        ``(config, state_dict)``.
+        ``(config, state_dict, extra)`` (``extra`` empty for files written without one).
 
     Raises:
         FileNotFoundError: When there is no file.
@@ -94,13 +114,13 @@ def read(
         >>> from pathlib import Path
         >>> with tempfile.TemporaryDirectory() as tmp:
         ...     path = write(Path(tmp) / "m.pt", "demo.Model", {"hidden": (8, 8)}, {})
-        ...     loaded = read(path, "demo.Model")
-        ...     read(path, "other.Model")
+        ...     loaded = read_all(path, "demo.Model")
+        ...     read_all(path, "other.Model")
         Traceback (most recent call last):
         ...
         ValueError: ...m.pt is not a checkpoint of other.Model
         >>> loaded  # tuples in the config come back as lists
-        ({'hidden': [8, 8]}, {})
+        ({'hidden': [8, 8]}, {}, {})
     """
     path = Path(path)
     if not path.is_file():
@@ -119,7 +139,7 @@ def read(
             f"{path} was written by a newer snfseq ({payload.get('snfseq_version')}); "
             f"upgrade snfseq to read it"
         )
-    return dict(payload["config"]), dict(payload["state_dict"])
+    return dict(payload["config"]), dict(payload["state_dict"]), dict(payload.get("extra", {}))
 
 
 def load_state(

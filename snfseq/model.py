@@ -37,6 +37,7 @@ from snfseq import checkpoint
 from snfseq.config import SequenceFlowConfig
 from snfseq.flows import ConditionalFlow, build_flow
 from snfseq.forecast import Forecast
+from snfseq.landmarks import Layout, layout_from_state
 from snfseq.normalize import ContextNormalizer
 from snfseq.rollout import OnlineForecaster, Rollout
 from snfseq.runtime import evaluating, seeded
@@ -90,6 +91,45 @@ class SequenceFlow(nn.Module):
         )
         self.point_head = nn.Linear(config.hidden, config.features)
         self.normalizer = ContextNormalizer(config.features)
+        self._layout: Layout | None = None
+
+    @property
+    def layout(self) -> Layout | None:
+        """The fitted keypoint layout the features are in (saved with the model), or None.
+
+        Set it to the layout the training data were reduced with; :meth:`to_mesh` then maps
+        frames and forecasts back to the full face mesh, and so do ``snfseq render`` and
+        ``snfseq stream`` with the checkpoint alone.
+
+        Example:
+            >>> import numpy as np
+            >>> from snfseq.landmarks import get_layout
+            >>> mesh = np.random.default_rng(0).normal(size=(30, 468, 2))
+            >>> model = SequenceFlow(features=20, hidden=8, layers=1, transforms=2)
+            >>> model.layout = get_layout("mesh10").fit(mesh)
+            >>> model.to_mesh(np.zeros((5, 20))).shape
+            (5, 468, 2)
+        """
+        return self._layout
+
+    @layout.setter
+    def layout(self, layout: Layout | None) -> None:
+        if layout is not None:
+            if not layout.is_fitted:
+                raise ValueError(f"layout {layout.name!r} is not fitted; fit it on mesh frames")
+            if self.features % layout.num_keypoints:
+                raise ValueError(f"{layout!r} does not fit the model's {self.features} features")
+        self._layout = layout
+
+    def to_mesh(self, frames: Tensor | np.ndarray) -> np.ndarray:
+        """Maps frames ``[..., D]`` in the model's layout to face-mesh points ``[..., N, C]``."""
+        if self._layout is None:
+            raise ValueError("this model has no layout; set model.layout to the one it was fit in")
+        array = torch.as_tensor(frames).detach().cpu().numpy()
+        if array.shape[-1] != self.features:
+            raise ValueError(f"frames have {array.shape[-1]} features, the model {self.features}")
+        keypoints = array.reshape(*array.shape[:-1], self._layout.num_keypoints, -1)
+        return self._layout.expand(keypoints)
 
     @property
     def features(self) -> int:
@@ -384,19 +424,27 @@ class SequenceFlow(nn.Module):
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Writes config, weights, normalisation and package version, atomically."""
-        return checkpoint.write(path, CHECKPOINT_KIND, asdict(self.config), self.state_dict())
+        """Writes config, weights, normalisation, layout and package version, atomically."""
+        extra = {}
+        if self._layout is not None:
+            state = {k: torch.from_numpy(v) for k, v in self._layout.state_dict().items()}
+            extra["layout"] = {"name": self._layout.name, "state": state}
+        config = asdict(self.config)
+        return checkpoint.write(path, CHECKPOINT_KIND, config, self.state_dict(), extra)
 
     @classmethod
     def load(
         cls, path: str | os.PathLike[str], map_location: str | torch.device | None = None
     ) -> SequenceFlow:
         """Loads a checkpoint written by :meth:`save` (``torch.load(weights_only=True)``)."""
-        config, state = checkpoint.read(path, CHECKPOINT_KIND, map_location)
+        config, state, extra = checkpoint.read_all(path, CHECKPOINT_KIND, map_location)
         if "context_size" in config:  # written before the rename
             config["condition_size"] = config.pop("context_size")
         model = cls(**config)
         checkpoint.load_state(model, state, path)
+        if "layout" in extra:
+            saved = {k: v.cpu().numpy() for k, v in extra["layout"]["state"].items()}
+            model.layout = layout_from_state(extra["layout"]["name"], saved)
         if map_location is not None:
             model.to(map_location)
         return model.eval()

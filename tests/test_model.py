@@ -251,3 +251,35 @@ def test_online_forecaster_keeps_the_history_state_and_forecasts_like_forecast(
     assert torch.isfinite(refined.push(later[:, 0]).log_weights).all()
     with pytest.raises(ValueError, match="frame has 1 series, the stream 2"):
         online.push(later[0, 0])
+
+
+@pytest.mark.parametrize("name", ["mesh10", "pca:6"])
+def test_a_checkpoint_carries_its_layout(name, tmp_path) -> None:
+    from snfseq.landmarks import get_layout
+
+    rng = np.random.default_rng(0)
+    mesh = rng.normal(size=(40, 468, 2)).cumsum(0) * 0.01
+    layout = get_layout(name).fit(mesh)
+    reduced = layout.reduce(mesh).reshape(40, -1).astype(np.float32)
+    model = SequenceFlow(features=reduced.shape[1], hidden=8, layers=1, transforms=2)
+    model.layout = layout
+    loaded = SequenceFlow.load(model.save(tmp_path / "m.pt"))
+    assert loaded.layout is not None and loaded.layout.name == name
+    expected = layout.expand(reduced[:5].reshape(5, layout.num_keypoints, -1))
+    np.testing.assert_array_equal(loaded.to_mesh(reduced[:5]), expected)
+    # The map back is the fitted one, not a refit or an identity: it reconstructs the mesh.
+    error = np.abs(loaded.to_mesh(reduced) - mesh).mean()
+    assert error < 0.5 * np.abs(mesh - mesh.mean(0)).mean()
+
+
+def test_layout_errors_and_models_without_one(tmp_path) -> None:
+    from snfseq.landmarks import get_layout
+
+    model = SequenceFlow(features=20, hidden=8, layers=1, transforms=2)
+    with pytest.raises(ValueError, match="no layout"):
+        model.to_mesh(np.zeros((2, 20)))
+    with pytest.raises(ValueError, match="not fitted"):
+        model.layout = get_layout("pca:4")
+    with pytest.raises(ValueError, match="does not fit"):
+        model.layout = get_layout("mesh68").fit(np.zeros((3, 468, 2)) + np.arange(3)[:, None, None])
+    assert SequenceFlow.load(model.save(tmp_path / "m.pt")).layout is None

@@ -24,7 +24,14 @@ Example:
 from . import layouts
 from .extract import LandmarkSet, extract, to_pixels
 from .gaps import GapPolicy, apply_gap_policy
-from .layouts import Layout, MeshLayout, PCALayout, SubsetLayout, get_layout
+from .layouts import (
+    Layout,
+    MeshLayout,
+    PCALayout,
+    SubsetLayout,
+    get_layout,
+    layout_from_state,
+)
 from .mesh import FACE_MESH_POINTS, MESH10_GROUPS, MESH10_NAMES, MESH68_GROUPS
 
 __all__ = [
@@ -43,4 +50,5 @@ __all__ = [
     "SubsetLayout",
     "PCALayout",
     "get_layout",
+    "layout_from_state",
 ]

@@ -23,14 +23,14 @@ Example:
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .base import FloatArray, Layout, _as_float, _check_points, _training_frames
 from .mesh import FACE_MESH_POINTS, MESH10_GROUPS, MESH10_NAMES, MESH68_GROUPS
+from .pca import PCALayout
 
 __all__ = [
     "FACE_MESH_POINTS",
@@ -42,89 +42,8 @@ __all__ = [
     "SubsetLayout",
     "PCALayout",
     "get_layout",
+    "layout_from_state",
 ]
-
-FloatArray = NDArray[np.floating[Any]]
-
-
-def _as_float(array: ArrayLike) -> FloatArray:
-    """Returns a float array, keeping float32/float64 and promoting anything else to float64."""
-    out = np.asarray(array)
-    if out.dtype not in (np.float32, np.float64):
-        out = out.astype(np.float64)
-    return out
-
-
-def _check_points(array: FloatArray, what: str) -> None:
-    if array.ndim < 2:
-        raise ValueError(f"{what} must have shape [..., points, coords], got shape {array.shape}")
-
-
-def _training_frames(mesh: ArrayLike, what: str) -> NDArray[np.float64]:
-    """Returns the frames of ``mesh`` [T, N, C] without missing values, as float64."""
-    frames = np.asarray(mesh, dtype=np.float64)
-    if frames.ndim != 3:
-        raise ValueError(f"{what} needs mesh frames of shape [T, N, C], got shape {frames.shape}")
-    complete = ~np.isnan(frames).any(axis=(1, 2))
-    if complete.sum() < 2:
-        raise ValueError(
-            f"{what} needs at least 2 frames without missing values, got {int(complete.sum())}"
-        )
-    return frames[complete]
-
-
-class Layout(abc.ABC):
-    """A compact representation of face-mesh frames and its map back to the mesh.
-
-    ``reduce`` maps ``Array[..., N, C]`` (N mesh points, C coordinates) to ``Array[..., K, C']``;
-    ``expand`` maps back. Layouts that learn anything from data (the map back to the mesh, the
-    principal components) must be fitted first with ``fit(mesh_frames)``.
-
-    Example:
-        >>> import numpy as np
-        >>> layout = get_layout("pca:4")
-        >>> isinstance(layout, Layout), layout.is_fitted
-        (True, False)
-        >>> layout.fit(np.random.default_rng(0).normal(size=(20, 468, 2)))
-        PCALayout(name='pca:4', keypoints=4, fitted)
-    """
-
-    name: str
-    keypoint_names: list[str] | None = None
-
-    @property
-    @abc.abstractmethod
-    def num_keypoints(self) -> int:
-        """K, the number of (pseudo-)keypoints per frame after ``reduce``."""
-
-    @property
-    @abc.abstractmethod
-    def is_fitted(self) -> bool:
-        """Whether ``expand`` (and for PCA ``reduce``) can be used."""
-
-    @abc.abstractmethod
-    def fit(self, mesh: ArrayLike) -> Layout:
-        """Learns from mesh frames ``Array[T, N, C]``; frames with NaN are ignored. Returns self."""
-
-    @abc.abstractmethod
-    def reduce(self, mesh: ArrayLike) -> FloatArray:
-        """Maps ``Array[..., N, C]`` mesh frames to ``Array[..., K, C']``."""
-
-    @abc.abstractmethod
-    def expand(self, reduced: ArrayLike) -> FloatArray:
-        """Maps ``Array[..., K, C']`` back to mesh frames ``Array[..., N, C]``."""
-
-    @abc.abstractmethod
-    def output_coords(self, coords: Sequence[str]) -> list[str]:
-        """Labels of the last axis of ``reduce``'s output, given the input's coordinate labels."""
-
-    def _require_fitted(self) -> None:
-        if not self.is_fitted:
-            raise RuntimeError(f"layout {self.name!r} is not fitted; call fit(mesh_frames) first")
-
-    def __repr__(self) -> str:
-        state = "fitted" if self.is_fitted else "not fitted"
-        return f"{type(self).__name__}(name={self.name!r}, keypoints={self.num_keypoints}, {state})"
 
 
 class MeshLayout(Layout):
@@ -192,6 +111,8 @@ class SubsetLayout(Layout):
         >>> layout.reduce(frames).shape, layout.expand(layout.reduce(frames)).shape
         ((50, 68, 2), (50, 468, 2))
     """
+
+    _learned = {"weight": "_weight_matrix", "bias": "_bias", "mesh_shape": "_mesh_shape"}
 
     def __init__(
         self,
@@ -282,115 +203,6 @@ class SubsetLayout(Layout):
         return list(coords)
 
 
-class PCALayout(Layout):
-    """Principal components of the flattened mesh.
-
-    ``reduce`` gives the component scores as ``Array[..., K, 1]`` (K pseudo-keypoints with one
-    coordinate, so that every layout yields ``[..., K, C']``); ``expand`` maps scores back to the
-    mesh. With as many components as numbers per frame (N * C) the reconstruction is exact.
-
-    Args:
-        n_components: K, the number of principal components kept.
-
-    Example:
-        >>> import numpy as np
-        >>> frames = np.random.default_rng(0).normal(size=(40, 468, 2))
-        >>> layout = PCALayout(8).fit(frames)
-        >>> scores = layout.reduce(frames)
-        >>> scores.shape, layout.expand(scores).shape
-        ((40, 8, 1), (40, 468, 2))
-    """
-
-    def __init__(self, n_components: int) -> None:
-        if int(n_components) != n_components or n_components < 1:
-            raise ValueError(f"n_components must be a positive integer, got {n_components}")
-        self.n_components = int(n_components)
-        self.name = f"pca:{self.n_components}"
-        self._mean: NDArray[np.float64] | None = None
-        self._components: NDArray[np.float64] | None = None
-        self._explained: NDArray[np.float64] | None = None
-        self._mesh_shape: tuple[int, int] | None = None
-
-    @property
-    def num_keypoints(self) -> int:
-        return self.n_components
-
-    @property
-    def is_fitted(self) -> bool:
-        return self._components is not None
-
-    @property
-    def explained_variance_ratio(self) -> NDArray[np.float64]:
-        """Fraction of the training variance along each kept component, ``Array[K]``.
-
-        Example:
-            >>> import numpy as np
-            >>> frames = np.random.default_rng(0).normal(size=(10, 468, 2))
-            >>> ratios = PCALayout(3).fit(frames).explained_variance_ratio
-            >>> ratios.shape, bool((ratios[:-1] >= ratios[1:]).all())
-            ((3,), True)
-        """
-        self._require_fitted()
-        assert self._explained is not None
-        return self._explained.copy()
-
-    def fit(self, mesh: ArrayLike) -> PCALayout:
-        frames = _training_frames(mesh, f"fitting layout {self.name!r}")
-        count, points, coords = frames.shape
-        features = points * coords
-        if self.n_components > features:
-            raise ValueError(
-                f"n_components={self.n_components} exceeds the {features} numbers per frame"
-            )
-        flat = frames.reshape(count, -1)
-        mean = flat.mean(axis=0)
-        # With more components than frames the thin SVD has too few right singular vectors;
-        # the full one completes them to an orthonormal basis of the whole frame space.
-        full = self.n_components > min(count, features)
-        _, singular, right = np.linalg.svd(flat - mean, full_matrices=full)
-        variance = np.zeros(features)
-        variance[: len(singular)] = singular**2
-        total = variance.sum()
-        self._mean = mean
-        self._components = right[: self.n_components]
-        kept = variance[: self.n_components]
-        self._explained = kept / total if total > 0 else kept
-        self._mesh_shape = (points, coords)
-        return self
-
-    def _check_mesh(self, array: FloatArray) -> None:
-        assert self._mesh_shape is not None
-        if array.ndim < 2 or array.shape[-2:] != self._mesh_shape:
-            raise ValueError(
-                f"layout {self.name!r} was fitted on frames [..., {self._mesh_shape[0]}, "
-                f"{self._mesh_shape[1]}], got shape {array.shape}"
-            )
-
-    def reduce(self, mesh: ArrayLike) -> FloatArray:
-        self._require_fitted()
-        assert self._mean is not None and self._components is not None
-        array = _as_float(mesh)
-        self._check_mesh(array)
-        flat = array.reshape(*array.shape[:-2], -1).astype(np.float64)
-        scores = (flat - self._mean) @ self._components.T
-        return scores[..., None].astype(array.dtype)
-
-    def expand(self, reduced: ArrayLike) -> FloatArray:
-        self._require_fitted()
-        assert self._mean is not None and self._components is not None
-        assert self._mesh_shape is not None
-        array = _as_float(reduced)
-        if array.ndim < 2 or array.shape[-2:] != (self.n_components, 1):
-            raise ValueError(
-                f"expected scores [..., {self.n_components}, 1], got shape {array.shape}"
-            )
-        flat = array[..., 0].astype(np.float64) @ self._components + self._mean
-        return flat.reshape(*array.shape[:-2], *self._mesh_shape).astype(array.dtype)
-
-    def output_coords(self, coords: Sequence[str]) -> list[str]:
-        return ["pc"]
-
-
 def get_layout(spec: str | Layout) -> Layout:
     """Builds a layout from its short name (a :class:`Layout` is returned as it is).
 
@@ -419,3 +231,19 @@ def get_layout(spec: str | Layout) -> Layout:
             raise ValueError(f"layout {spec!r}: expected 'pca:N' with N a positive integer")
         return PCALayout(int(count))
     raise ValueError(f"unknown layout {spec!r}; expected 'mesh', 'mesh68', 'mesh10' or 'pca:N'")
+
+
+def layout_from_state(name: str, state: dict[str, ArrayLike]) -> Layout:
+    """Rebuilds a fitted layout from its short name and :meth:`Layout.state_dict`.
+
+    Example:
+        >>> import numpy as np
+        >>> frames = np.random.default_rng(0).normal(size=(12, 468, 2))
+        >>> layout = get_layout("mesh10").fit(frames)
+        >>> again = layout_from_state("mesh10", layout.state_dict())
+        >>> reduced = layout.reduce(frames)
+        >>> bool(np.allclose(again.expand(reduced), layout.expand(reduced)))
+        True
+    """
+    layout = get_layout(name)
+    return layout.load_state_dict(state) if layout._learned else layout

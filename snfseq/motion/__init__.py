@@ -46,6 +46,7 @@ from ..landmarks import (
     apply_gap_policy,
     extract,
     get_layout,
+    layout_from_state,
     layouts,
     to_pixels,
 )
@@ -88,4 +89,5 @@ __all__ = [
     "SubsetLayout",
     "PCALayout",
     "get_layout",
+    "layout_from_state",
 ]
