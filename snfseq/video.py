@@ -3,7 +3,13 @@
 :func:`read_video` returns ``uint8[T, H, W, 3]`` (frames, rows, columns, RGB) and the frame rate;
 :func:`iter_frames` streams ``uint8[H, W, 3]`` frames; :func:`write_video` encodes frames as they
 come and puts the file in place only when complete. PyAV does the work, OpenCV stands in where
-PyAV is missing or cannot decode a file; both are optional (``snfseq[video]``), imported lazily.
+PyAV is missing or cannot decode a file; both are optional (``snfseq[video]``), imported lazily;
+the encoders live in :mod:`snfseq.video_encoders`.
+
+Frames are read as they are meant to be shown: upright where the stream's display matrix says
+to turn them (a phone video shot in portrait), at the first frame's size where the resolution
+changes midway, each with its time from its timestamp (:attr:`VideoReader.seconds`), so that
+variable frame rates keep their timing.
 
 Example:
     >>> import tempfile
@@ -21,9 +27,9 @@ import importlib
 import itertools
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from snfseq.files import atomic_write
+from snfseq.video_encoders import opencv_encoder, pyav_encoder
 
 __all__ = ["VideoReader", "iter_frames", "read_video", "write_video"]
 
@@ -39,13 +46,6 @@ Frame = NDArray[np.uint8]
 """One RGB frame, ``uint8[H, W, 3]``."""
 
 _INSTALL = "pip install snfseq[video]"
-_COMMON_CODECS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "mpeg4")
-# FFmpeg encoders with a constant-quality "crf" option; others silently ignore one.
-_CRF_CODECS = frozenset(
-    {"libx264", "libx264rgb", "libx265", "libvpx", "libvpx-vp9", "libsvtav1", "libaom-av1"}
-)
-# x265 otherwise prints its whole configuration to stderr.
-_QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
 
 
 def _optional(name: str) -> Any | None:
@@ -57,66 +57,106 @@ def _optional(name: str) -> Any | None:
 
 @dataclass(frozen=True)
 class _Source:
-    """A video opened by one backend: what its header says, its first frame and the rest."""
+    """A video opened by one backend: what its header says and its frames with their times."""
 
     fps: float
     frame_count: int
-    first: Frame
-    rest: Iterator[Frame]
+    size: tuple[int, int]
+    frames: Iterator[tuple[Frame, float]]
     close: Callable[[], None]
 
 
+def _source(
+    path: Path, decoded: Iterator[tuple[Frame, float | None]], fps: float, expected: int
+) -> tuple[tuple[int, int], Iterator[tuple[Frame, float]]]:
+    """The frame size and the frames with their times in seconds from the first frame's.
+
+    A frame without a timestamp gets ``index / fps``. The first frame is decoded here, so a
+    broken file fails on opening; a file that stops well short of the ``expected`` frames its
+    header counts (a truncated download, say) warns at its end.
+    """
+
+    def timed() -> Iterator[tuple[Frame, float]]:
+        origin, count = math.nan, 0
+        for count, (frame, time) in enumerate(decoded, start=1):
+            seconds = (count - 1) / fps if time is None else float(time)
+            origin = seconds if count == 1 else origin
+            yield frame, seconds - origin
+        # Edit lists can hide a frame or two that the header counts; more is a damaged file.
+        if count < expected - 2:
+            message = f"{path} ends after {count} of its {expected} frames; truncated?"
+            warnings.warn(message, stacklevel=3)
+
+    frames = timed()
+    first = next(frames, None)
+    if first is None:
+        raise ValueError(f"cannot decode {path} as a video: no frame decodes")
+    return first[0].shape[:2], itertools.chain([first], frames)
+
+
 def _open_pyav(path: Path, av: Any) -> _Source:
-    def decode() -> Iterator[Frame]:
+    def decode() -> Iterator[tuple[Frame, float | None]]:
+        size: dict[str, int] = {}
         try:
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+                # A stream that changes resolution midway is scaled to its first size, as
+                # FFmpeg and OpenCV do; then turned counterclockwise by its display matrix's
+                # rotation (a phone video shot upright stores its frames sideways).
+                size = size or {"width": frame.width, "height": frame.height}
+                turns = round(getattr(frame, "rotation", 0) / 90) % 4
+                pixels = np.rot90(frame.to_ndarray(format="rgb24", **size), turns)
+                yield np.ascontiguousarray(pixels), frame.time
         except av.error.FFmpegError as error:
-            raise ValueError(f"cannot decode {path} as a video: {error}") from error
+            reason = error.strerror or error
+            raise ValueError(f"cannot decode {path} as a video: {reason}") from error
 
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as error:
-        raise ValueError(f"cannot decode {path} as a video: {error}") from error
+        reason = error.strerror or error
+        raise ValueError(f"cannot decode {path} as a video: {reason}") from error
     try:
         if not container.streams.video:
-            raise ValueError(f"cannot decode {path} as a video: it has no video stream")
+            raise ValueError(f"cannot decode {path} as a video: it has no video frames")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        frames = decode()
-        # Decoding the first frame here makes a broken file fail now, not on first iteration.
-        first = next(frames, None)
-        if first is None:
-            raise ValueError(f"cannot decode {path} as a video: no frame decodes")
+        rate = stream.average_rate or stream.guessed_rate
+        fps, frame_count = float(rate) if rate else math.nan, int(stream.frames or 0)
+        size, frames = _source(path, decode(), fps, frame_count)
     except BaseException:
         container.close()
         raise
-    rate = stream.average_rate or stream.guessed_rate
-    fps = float(rate) if rate else math.nan
-    return _Source(fps, int(stream.frames or 0), first, frames, container.close)
+    return _Source(fps, frame_count, size, frames, container.close)
 
 
 def _open_opencv(path: Path, cv2: Any) -> _Source:
+    # OpenCV turns frames by the display matrix itself (CAP_PROP_ORIENTATION_AUTO); its frame
+    # count may be an estimate from the duration, too rough to call a file short.
     capture = cv2.VideoCapture(str(path))
-    ok, first = capture.read() if capture.isOpened() else (False, None)
-    if not ok or first is None:
-        capture.release()
-        raise ValueError(f"cannot decode {path} as a video (OpenCV cannot read it)")
 
-    def rest() -> Iterator[Frame]:
-        ok, frame = capture.read()
-        while ok:
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    def decode() -> Iterator[tuple[Frame, float | None]]:
+        ok, frame = capture.read() if capture.isOpened() else (False, None)
+        while ok and frame is not None:
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), capture.get(cv2.CAP_PROP_POS_MSEC) / 1e3
             ok, frame = capture.read()
 
     fps = float(capture.get(cv2.CAP_PROP_FPS))
+    fps = fps if fps > 0 else math.nan
     frame_count = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
-    first = cv2.cvtColor(first, cv2.COLOR_BGR2RGB)
-    return _Source(fps if fps > 0 else math.nan, frame_count, first, rest(), capture.release)
+    try:
+        size, frames = _source(path, decode(), fps, expected=0)
+    except ValueError as error:
+        capture.release()
+        raise ValueError(f"{error} (OpenCV cannot read it)") from error
+    return _Source(fps, frame_count, size, frames, capture.release)
 
 
 def _open(path: Path) -> tuple[_Source, str]:
     """Opens ``path`` with PyAV, or with OpenCV where PyAV is missing or cannot decode it."""
+    if path.is_dir():
+        raise ValueError(f"cannot decode {path} as a video: it is a directory")
+    if path.stat().st_size == 0:
+        raise ValueError(f"cannot decode {path} as a video: the file is empty")
     failures: list[str] = []
     for backend, open_with in (("av", _open_pyav), ("cv2", _open_opencv)):
         module = _optional(backend)
@@ -134,15 +174,20 @@ class VideoReader:
     """An iterator of the ``uint8[H, W, 3]`` RGB frames of a video; made by :func:`iter_frames`.
 
     It closes the file once exhausted, or on leaving a ``with`` block; it iterates once.
+    Frames come upright: a rotation in the stream's display matrix (a phone video shot in
+    portrait) is applied, and ``width``/``height`` are those of the turned frames.
 
     Attributes:
         path: The video file.
-        fps: Frames per second from the container, ``nan`` where it states none.
+        fps: Frames per second from the container, ``nan`` where it states none; for a
+            variable frame rate, its average (or nominal) rate: ``seconds`` has each frame's own.
         width: Frame width in pixels (W).
         height: Frame height in pixels (H).
         frame_count: Frames in the whole file as its header states (0 where unknown); the
             frames decoded may differ by a few, and ``start``/``max_frames`` do not change it.
         backend: The module that decodes: ``"av"`` (PyAV) or ``"cv2"`` (OpenCV).
+        seconds: Seconds from the file's first frame to the frame last returned, from its
+            timestamp (``index / fps`` where it has none); ``nan`` before the first.
 
     Example:
         >>> from snfseq.data import face_video
@@ -150,6 +195,8 @@ class VideoReader:
         ...     sizes = [frame.shape for frame in reader]
         >>> reader.width, reader.height, reader.frame_count, round(reader.fps, 2), sizes[-1]
         (176, 144, 120, 29.97, (144, 176, 3))
+        >>> round(reader.seconds, 4)  # the third frame, 2 / 29.97 s after the first
+        0.0667
     """
 
     def __init__(
@@ -157,12 +204,12 @@ class VideoReader:
     ) -> None:
         self.path = path
         self.fps = source.fps
-        self.height, self.width = source.first.shape[:2]
+        self.height, self.width = source.size
         self.frame_count = source.frame_count
         self.backend = backend
+        self.seconds = math.nan
         stop = None if max_frames is None else start + max_frames
-        frames = itertools.chain([source.first], source.rest)
-        self._frames: Iterator[Frame] = itertools.islice(frames, start, stop)
+        self._frames: Iterator[tuple[Frame, float]] = itertools.islice(source.frames, start, stop)
         self._close = source.close
 
     def __iter__(self) -> VideoReader:
@@ -170,10 +217,11 @@ class VideoReader:
 
     def __next__(self) -> Frame:
         try:
-            return next(self._frames)
+            frame, self.seconds = next(self._frames)
         except StopIteration:
             self.close()
             raise
+        return frame
 
     def close(self) -> None:
         """Closes the file; iteration then stops."""
@@ -192,7 +240,8 @@ def iter_frames(
 ) -> VideoReader:
     """Streams the RGB frames of a video one at a time, without holding the video in memory.
 
-    The first frame is decoded before this returns, so a broken file fails here.
+    The first frame is decoded before this returns, so a broken file fails here; a file that
+    ends well short of the frames its header counts (truncated) warns when it ends.
 
     Args:
         path: Any video FFmpeg can decode (through PyAV, else OpenCV).
@@ -205,7 +254,8 @@ def iter_frames(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: Undecodable file, or ``start``/``max_frames`` out of range.
+        ValueError: ``path`` is a directory, an empty file or one no frame of which decodes
+            (truncated, not a video, ...); or ``start``/``max_frames`` out of range.
         ImportError: Neither PyAV nor OpenCV is installed.
 
     Example:
@@ -244,7 +294,7 @@ def read_video(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: Undecodable file, or ``start``/``max_frames`` out of range.
+        ValueError: As :func:`iter_frames`.
         ImportError: Neither PyAV nor OpenCV is installed.
 
     Example:
@@ -292,85 +342,6 @@ def _frames_to_write(
         for frame in _checked_frames(first, iterator)
     )
     return padded, (first.shape[0] + rows, first.shape[1] + columns)
-
-
-# Writes (path, target, frames, fps, (H, W)) to path, naming target in its errors.
-_Encode = Callable[[Path, Path, Iterator[Frame], float, tuple[int, int]], None]
-
-
-def _pyav_encoder(
-    av: Any, codec: str, crf: float | None, bitrate: int | None, pixel_format: str
-) -> tuple[_Encode, tuple[int, int]]:
-    """The encoder, settings checked, and what frame height and width must be multiples of."""
-
-    def video_encoder(name: str) -> Any | None:
-        try:
-            encoder = av.Codec(name, "w")
-        except ValueError:
-            return None
-        return encoder if encoder.type == "video" else None
-
-    encoder = video_encoder(codec)
-    if encoder is None:
-        choices = ", ".join(name for name in _COMMON_CODECS if video_encoder(name) is not None)
-        raise ValueError(f"unknown video codec {codec!r}; available: {choices}, ...")
-    formats = [pixel.name for pixel in encoder.video_formats or ()]
-    if formats and pixel_format not in formats:
-        choices = ", ".join(formats)
-        raise ValueError(f"codec {codec!r} has no pixel format {pixel_format!r}; only {choices}")
-    if crf is not None and encoder.name not in _CRF_CODECS:
-        raise ValueError(f"codec {codec!r} has no crf setting; give bitrate instead")
-    options = dict(_QUIET_OPTIONS.get(encoder.name, {}))
-    if crf is not None:
-        options["crf"] = f"{crf:g}"
-    pixel = av.VideoFormat(pixel_format)
-
-    def encode(
-        path: Path, target: Path, frames: Iterator[Frame], fps: float, size: tuple[int, int]
-    ) -> None:
-        try:
-            container = av.open(str(path), mode="w")
-        except ValueError as error:
-            raise ValueError(f"no video format for the suffix of {target} ({error})") from error
-        with container:
-            # Rates like 30000/1001 (NTSC) survive the trip through float exactly.
-            rate = Fraction(float(fps)).limit_denominator(1001)
-            try:
-                stream = container.add_stream(encoder.name, rate=rate, options=options)
-            except ValueError as error:
-                raise ValueError(f"cannot write {target}: {error}") from error
-            stream.height, stream.width = size
-            stream.pix_fmt = pixel_format
-            if bitrate is not None:
-                stream.bit_rate = int(bitrate)
-            try:
-                for frame in frames:
-                    video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
-                    container.mux(stream.encode(video_frame))
-                container.mux(stream.encode(None))
-            except av.error.FFmpegError as error:
-                raise ValueError(f"cannot encode {target} with {codec}: {error}") from error
-
-    return encode, (1024 // pixel.chroma_height(1024), 1024 // pixel.chroma_width(1024))
-
-
-def _opencv_encoder(cv2: Any) -> tuple[_Encode, tuple[int, int]]:
-    """MPEG-4 (``mp4v``) in 4:2:0, so of even height and width."""
-
-    def encode(
-        path: Path, target: Path, frames: Iterator[Frame], fps: float, size: tuple[int, int]
-    ) -> None:
-        fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-        writer = cv2.VideoWriter(str(path), fourcc, float(fps), (size[1], size[0]))
-        if not writer.isOpened():
-            raise ValueError(f"OpenCV cannot write {target} as mp4v video")
-        try:
-            for frame in frames:
-                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        finally:
-            writer.release()
-
-    return encode, (2, 2)
 
 
 def write_video(
@@ -432,9 +403,9 @@ def write_video(
     if not target.parent.is_dir():
         raise FileNotFoundError(f"directory not found: {target.parent} (writing {target.name})")
     if (av := _optional("av")) is not None:
-        encode, steps = _pyav_encoder(av, codec, crf, bitrate, pixel_format)
+        encode, steps = pyav_encoder(av, codec, crf, bitrate, pixel_format)
     elif (cv2 := _optional("cv2")) is not None:
-        encode, steps = _opencv_encoder(cv2)
+        encode, steps = opencv_encoder(cv2)
     else:
         raise ImportError(f"writing video needs PyAV or OpenCV: {_INSTALL}")
     padded, size = _frames_to_write(frames, steps)

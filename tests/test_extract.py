@@ -229,11 +229,19 @@ def test_raise_names_the_frame_ranges(gapped, gapped_video):
         assert text in message
 
 
-def test_video_without_face_raises(tmp_path):
+def test_video_without_face_is_marked_or_refused(tmp_path):
     gray = [np.full((144, 176, 3), value, dtype=np.uint8) for value in range(100, 120)]
     video = _write_mp4(tmp_path / "gray.mp4", gray)
-    with pytest.raises(ValueError, match=r"no face was detected in .*gray\.mp4"):
-        landmarks.extract(video, progress=False)
+    message = r"^no face detected in any of the 20 frames of .*gray\.mp4$"
+    # "mark" leaves every gap marked, as it promises, and says why the array is all NaN.
+    with pytest.warns(UserWarning, match=message):
+        marked = landmarks.extract(video, progress=False)
+    assert marked.shape == (20, FACE_MESH_POINTS, 3) and np.isnan(marked.values).all()
+    assert not marked.detected.values.any()
+    # The other policies have no frame to work from.
+    for gaps in ("interpolate", "split", "raise"):
+        with pytest.raises(ValueError, match=message):
+            landmarks.extract(video, gaps=gaps, progress=False)
 
 
 def test_missing_and_undecodable_files(tmp_path):
@@ -243,7 +251,7 @@ def test_missing_and_undecodable_files(tmp_path):
     junk.write_text("this is not a video")
     with pytest.raises(ValueError, match="cannot decode"):
         landmarks.extract(junk, progress=False)
-    with pytest.raises(ValueError, match="not a file"):
+    with pytest.raises(ValueError, match="is a directory"):
         landmarks.extract(tmp_path, progress=False)
 
 

@@ -1,16 +1,17 @@
 """Landmarks per video frame with MediaPipe (face mesh, body pose or both).
 
 Frames are decoded by :func:`snfseq.video.iter_frames` (PyAV, or OpenCV where PyAV cannot read
-the file). Frames in which
-nothing is detected are kept as NaN with ``detected=False``; what happens to those gaps
-afterwards is a policy (:func:`~snfseq.landmarks.gaps.apply_gap_policy`, re-exported here):
-leave them marked, fill short ones by linear interpolation, split the sequence at long ones, or
-refuse the video. MediaPipe, OpenCV and PyAV are imported on first use.
+the file), upright and with their timestamps. Frames in which nothing is detected are kept as
+NaN with ``detected=False``; what happens to those gaps afterwards is a policy
+(:func:`~snfseq.landmarks.gaps.apply_gap_policy`, re-exported here): leave them marked, fill
+short ones by linear interpolation, trim them from the ends, split the sequence at long ones,
+or refuse the video. MediaPipe, OpenCV and PyAV are imported on first use.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -127,7 +128,7 @@ def extract(
     landmarks: LandmarkSet = ...,
     refine: bool = ...,
     max_frames: int | None = ...,
-    gaps: Literal["mark", "interpolate", "raise"] = ...,
+    gaps: Literal["mark", "interpolate", "trim", "raise"] = ...,
     max_gap: int = ...,
     progress: bool = ...,
 ) -> xr.DataArray: ...
@@ -171,28 +172,37 @@ def extract(
     complexity 1) run in video mode, so they track between frames. Coordinates are MediaPipe's
     normalised image coordinates: x and y in [0, 1] of the width and height, z the depth on
     about the scale of x. A frame where a part is not found gets NaN for that part and
-    ``detected=False``; no frame is dropped unless ``gaps="split"``.
+    ``detected=False``; no frame is dropped unless ``gaps`` is ``"trim"`` or ``"split"``.
+
+    Frames are read upright (a portrait phone video's rotation is applied, and ``width`` and
+    ``height`` are the turned frame's), at their own times: ``seconds`` comes from each
+    frame's timestamp, so a variable frame rate keeps its timing, and ``fps`` is the mean rate.
 
     Args:
-        video_path: Any video OpenCV (or else PyAV) can decode.
+        video_path: Any video PyAV (or else OpenCV) can decode.
         landmarks: ``"face"``, ``"pose"`` or ``"face+pose"`` (face points first).
         refine: Add the 10 iris points to the face mesh.
         max_frames: Stop after this many frames.
         gaps: Policy for frames without a detection, see :func:`apply_gap_policy`.
-        max_gap: Longest run of missing frames that ``"interpolate"``/``"split"`` fill.
+        max_gap: Longest run of missing frames that ``"interpolate"``, ``"trim"`` and
+            ``"split"`` fill.
         progress: Show a tqdm progress bar.
 
     Returns:
         ``DataArray[T, K, 3]`` (float32) with dims ``(time, keypoint, coord)``: ``time`` is the
-        frame index, with coordinates ``seconds``, ``detected`` (every part found) and
+        frame index, with coordinates ``seconds`` (from the first frame; absent where the
+        video has neither timestamps nor a rate), ``detected`` (every part found) and
         ``interpolated``; ``keypoint`` carries ``part`` ("face"/"pose"); ``coord`` is
-        ``["x", "y", "z"]``. Attributes: ``fps``, ``source``, ``width``, ``height``,
+        ``["x", "y", "z"]``. Attributes: ``fps`` (frames per second: over the frames read
+        where there are two, else the container's), ``source``, ``width``, ``height``,
         ``landmarks``. With ``gaps="split"`` a list of such arrays, one per contiguous piece.
+        Where a part is found in no frame, ``gaps="mark"`` returns it all NaN and warns.
 
     Raises:
         FileNotFoundError: The video does not exist.
-        ValueError: The file cannot be decoded, a part is never detected ("no face was
-            detected in ..."), or ``gaps="raise"`` and some frames lack a detection.
+        ValueError: The file cannot be decoded; a part is found in no frame ("no face
+            detected in any of the N frames of ...") and ``gaps`` is not ``"mark"``; or
+            ``gaps="raise"`` and some frames lack a detection.
         ImportError: MediaPipe or the video decoders are not installed.
 
     Example:
@@ -212,13 +222,10 @@ def extract(
     if max_frames is not None and (int(max_frames) != max_frames or max_frames < 1):
         raise ValueError(f"max_frames must be a positive integer or None, got {max_frames}")
     path = Path(video_path)
-    if not path.exists():
-        raise FileNotFoundError(f"video not found: {path}")
-    if not path.is_file():
-        raise ValueError(f"{path} is not a file")
 
     frames: list[NDArray[np.float32]] = []
     found: list[list[bool]] = []
+    seconds: list[float] = []
     with ExitStack() as stack:
         video = stack.enter_context(iter_frames(path))
         parts, version = stack.enter_context(_landmarkers(landmarks, refine))
@@ -240,18 +247,24 @@ def extract(
                 )
             frames.append(np.concatenate(row))
             found.append(hits)
+            seconds.append(video.seconds)
             bar.update()
             if max_frames is not None and len(frames) >= max_frames:
                 break
-    if not frames:
-        raise ValueError(f"no frames could be decoded from {path}")
     hits_by_part = np.array(found, dtype=bool)
-    for column, part in enumerate(parts):
-        if not hits_by_part[:, column].any():
-            what = "face" if part.name == "face" else "body pose"
-            raise ValueError(f"no {what} was detected in {path} ({len(frames)} frames)")
+    never = [part.name for column, part in enumerate(parts) if not hits_by_part[:, column].any()]
+    if never:
+        what = " or ".join("body pose" if name == "pose" else name for name in never)
+        message = f"no {what} detected in any of the {len(frames)} frames of {path}"
+        if gaps != "mark":  # no policy has a frame to work from
+            raise ValueError(message)
+        warnings.warn(message, stacklevel=2)
 
     index = np.arange(len(frames))
+    times = np.array(seconds)
+    span = times[-1] - times[0] if len(times) > 1 else math.nan
+    # The mean rate over the frames read: a variable frame rate has no single one.
+    fps = float((len(times) - 1) / span) if span > 0 else video.fps
     coords: dict[str, Any] = {
         "time": index,
         "detected": ("time", hits_by_part.all(axis=1)),
@@ -260,15 +273,15 @@ def extract(
         "part": ("keypoint", np.concatenate([[p.name] * p.num_points for p in parts])),
         "coord": ["x", "y", "z"],
     }
-    if math.isfinite(video.fps) and video.fps > 0:
-        coords["seconds"] = ("time", index / video.fps)
+    if np.isfinite(times).all():
+        coords["seconds"] = ("time", times)
     keypoints = xr.DataArray(
         np.stack(frames),
         dims=("time", "keypoint", "coord"),
         coords=coords,
         name="keypoints",
         attrs={
-            "fps": video.fps,
+            "fps": fps,
             "source": str(path.resolve()),
             "width": video.width,
             "height": video.height,
