@@ -5,8 +5,17 @@ Subcommands:
 * ``snfseq demo``: train GRU-NF on face landmarks from the bundled real videos, compare
   with GRU-SNF, write a checkpoint, metrics and plots.
 * ``snfseq extract VIDEO -o KEYPOINTS.nc``: face (or pose) landmarks of a video.
-* ``snfseq train KEYPOINTS... -o MODEL.pt``: train on keypoint files (npz, nc, zarr).
+* ``snfseq train KEYPOINTS... -o MODEL.pt``: train on keypoint files (npz, nc, zarr); face
+  meshes are reduced through a layout fitted on them, which the checkpoint keeps.
 * ``snfseq forecast MODEL.pt KEYPOINTS -o FORECAST.nc``: forecast from the last frames.
+* ``snfseq render MODEL.pt VIDEO -o OUT.mp4``: motion transfer over a video: rolling lead-h
+  forecasts rendered side by side with the real video, and their pixel scores (``OUT.json``).
+* ``snfseq stream MODEL.pt VIDEO -o REPORT_DIR``: the video's keypoints streamed over a
+  delayed, lossy link to hold, linear and forecast receivers, swept over delay, send interval
+  and loss (``report.nc``, three plots, a table).
+
+Options are checked before any work starts; a bad one, or any error, ends the command with
+exit status 2 and a one-line message.
 
 Example:
     >>> build_parser().parse_args(["demo", "--epochs", "3"]).epochs
@@ -18,13 +27,53 @@ from __future__ import annotations
 __all__ = ["build_parser", "main"]
 
 import argparse
+import json
+import math
+import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from snfseq import data, motion
+from snfseq import data, motion, transfer
+from snfseq.data.io import SUFFIXES
 from snfseq.demo import DemoConfig, format_results, run_demo
+from snfseq.files import atomic_write
+from snfseq.landmarks import get_layout
 from snfseq.model import SequenceFlow
-from snfseq.snf import Refinement
+from snfseq.transfer import VARIANTS
+
+_VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
+# The output suffixes of each command.
+_OUTPUTS = {
+    "extract": SUFFIXES,
+    "train": (".pt",),
+    "forecast": (".nc",),
+    "render": _VIDEO_SUFFIXES,
+}
+# Integer options and their least value.
+_COUNTS = {
+    "epochs": 1,
+    "samples": 1,
+    "context": 1,
+    "horizon": 1,
+    "hidden": 1,
+    "layers": 1,
+    "transforms": 1,
+    "num_samples": 1,
+    "best": 1,
+    "frames": 1,
+    "max_gap": 0,
+    "source_frame": 0,
+    "lead": 1,
+    "start_frame": 0,
+}
+# Input files of each command, by option name.
+_VIDEO_INPUTS = ("model", "video", "keypoints")
+_INPUTS = {"forecast": ("model", "keypoints"), "render": _VIDEO_INPUTS, "stream": _VIDEO_INPUTS}
+# The lists of ``snfseq stream``: option, type, least value, whether values must stay below 1.
+_LISTS = (("delays", int, 0, False), ("every", int, 1, False), ("losses", float, 0, True))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     Example:
         >>> args = build_parser().parse_args(["train", "a.nc", "b.nc", "-o", "m.pt"])
-        >>> args.command, args.keypoints, args.output, args.context
-        ('train', ['a.nc', 'b.nc'], 'm.pt', 8)
+        >>> args.command, args.keypoints, args.output, args.context, args.layout
+        ('train', ['a.nc', 'b.nc'], 'm.pt', 8, 'auto')
     """
     parser = argparse.ArgumentParser(
         prog="snfseq",
@@ -50,19 +99,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     extract = commands.add_parser("extract", help="landmarks of a video file")
     extract.add_argument("video")
-    extract.add_argument("--output", "-o", required=True, help=".nc, .zarr or .npz")
+    extract.add_argument("--output", "-o", required=True, help=".nc, .zarr, .npz or .npy")
     extract.add_argument("--landmarks", default="face", choices=["face", "pose", "face+pose"])
-    extract.add_argument("--gaps", default="interpolate", choices=["mark", "interpolate", "raise"])
+    extract.add_argument(
+        "--gaps",
+        default="trim",
+        choices=["trim", "interpolate", "mark", "raise"],
+        help="frames without a detection: trim (default) interpolates short gaps and drops "
+        "the undetected frames at the start and end; interpolate fills short gaps only",
+    )
+    extract.add_argument("--max-gap", type=int, default=5, help="longest gap interpolated")
+    extract.add_argument("--frames", type=int, help="read at most this many frames")
 
     train = commands.add_parser("train", help="train a SequenceFlow on keypoint files")
     train.add_argument("keypoints", nargs="+", help="files with dims (time, keypoint, coord)")
-    train.add_argument("--output", "-o", required=True, help="checkpoint path")
+    train.add_argument("--output", "-o", required=True, help="checkpoint path (.pt)")
+    train.add_argument(
+        "--layout",
+        default="auto",
+        help="for face meshes: auto (= mesh10), mesh10, mesh68, mesh, pca:N or none; "
+        "other keypoints train without a layout",
+    )
+    train.add_argument("--coords", default="x,y", help="coordinates to train on (x,y or x,y,z)")
     train.add_argument("--context", type=int, default=8)
     train.add_argument("--horizon", type=int, default=8)
     train.add_argument("--epochs", type=int, default=100)
     train.add_argument("--hidden", type=int, default=128)
     train.add_argument("--layers", type=int, default=2)
     train.add_argument("--transforms", type=int, default=5)
+    train.add_argument("--seed", type=int, default=0)
 
     forecast = commands.add_parser("forecast", help="forecast the frames after a keypoint file")
     forecast.add_argument("model")
@@ -71,9 +136,49 @@ def build_parser() -> argparse.ArgumentParser:
     forecast.add_argument("--context", type=int, default=8)
     forecast.add_argument("--horizon", type=int, default=8)
     forecast.add_argument("--samples", type=int, default=100)
-    forecast.add_argument(
-        "--refinement", default="none", choices=["none", "paper", "mala", "hmc", "rwm"]
+    forecast.add_argument("--refinement", default="none", choices=list(VARIANTS))
+    forecast.add_argument("--seed", type=int, default=0)
+
+    render = commands.add_parser("render", help="motion transfer: rendered forecasts of a video")
+    render.add_argument("model")
+    render.add_argument("video")
+    render.add_argument("--output", "-o", required=True, help="side-by-side video (.mp4)")
+    render.add_argument("--keypoints", help="the video's landmarks, if already extracted")
+    render.add_argument("--lead", type=int, nargs="+", default=[1], help="delay(s) in frames")
+    render.add_argument(
+        "--refinement",
+        "--variant",
+        nargs="+",
+        default=["none", "paper"],
+        choices=list(VARIANTS),
+        help="variants to render: none (GRU-NF), paper, mala, hmc, rwm (GRU-SNF)",
     )
+    render.add_argument("--samples", type=int, default=3, help="samples shown per variant")
+    render.add_argument("--num-samples", type=int, default=20, help="samples rendered, scored")
+    render.add_argument("--best", type=int, default=5, help="k of the best-k-of-N scores")
+    render.add_argument("--context", type=int, default=8, help="frames before the first forecast")
+    render.add_argument("--frames", type=int, help="use only the first frames of the video")
+    render.add_argument("--source-frame", type=int, help="frame to animate (default: first face)")
+    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    stream = commands.add_parser("stream", help="hold/linear/forecast receivers over a lossy link")
+    stream.add_argument("model")
+    stream.add_argument("video")
+    stream.add_argument("--output", "-o", required=True, help="report folder (created)")
+    stream.add_argument("--keypoints", help="the video's landmarks, if already extracted")
+    stream.add_argument("--delays", default="0,2,4,6,8", help="one-way delays (frames)")
+    stream.add_argument("--every", default="1,2,4", help="send intervals (frames), at delay 2")
+    stream.add_argument("--losses", default="0,0.1,0.3", help="packet loss rates, at delay 2")
+    stream.add_argument("--burst", type=float, help="mean loss burst (default: i.i.d. loss)")
+    stream.add_argument("--variant", action="append", choices=list(VARIANTS), help="repeatable")
+    stream.add_argument("--samples", type=int, default=100, help="samples per forecast")
+    stream.add_argument("--context", type=int, default=8, help="frames the receivers start with")
+    stream.add_argument("--frames", type=int, help="use only the first frames of the video")
+    stream.add_argument("--start-frame", type=int, help="first streamed frame (default: all)")
+    stream.add_argument("--held-out", type=float, help="stream the last fraction of the video")
+    stream.add_argument("--seed", type=int, default=0)
+    stream.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -87,36 +192,112 @@ def main(argv: Sequence[str] | None = None) -> int:
         ...     main(["--help"])
         ... except SystemExit as done:  # argparse exits after printing the help
         ...     print("exit status", done.code)
-        usage: snfseq [-h] {demo,extract,train,forecast} ...
+        usage: snfseq [-h] {demo,extract,train,forecast,render,stream} ...
         ...
         exit status 0
     """
     args = build_parser().parse_args(argv)
     try:
+        _check(args)
         return _COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"snfseq {args.command}: error: {error}", file=sys.stderr)
         return 2
 
 
+def _check(args: argparse.Namespace) -> None:
+    """Refuses bad options before any work: counts, inputs, output suffix and folder."""
+    for name, low in _COUNTS.items():
+        values = getattr(args, name, None)
+        for value in values if isinstance(values, list) else [values]:
+            if value is not None and value < low:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} must be >= {low}, got {value}")
+    inputs = list(getattr(args, "keypoints", None) or []) if args.command == "train" else []
+    inputs += [getattr(args, name) for name in _INPUTS.get(args.command, ())]
+    if args.command == "extract":
+        inputs.append(args.video)
+    for path in filter(None, inputs):
+        if not Path(path).exists():
+            raise FileNotFoundError(f"not found: {path}")
+    if args.command in _OUTPUTS:
+        output, allowed = Path(args.output), _OUTPUTS[args.command]
+        if output.suffix.lower() not in allowed:
+            raise ValueError(f"--output {output} must end in {' or '.join(allowed)}")
+        if not output.parent.is_dir():
+            raise FileNotFoundError(f"output folder not found: {output.parent}")
+    if args.command == "train":
+        if args.layout not in ("auto", "none"):
+            get_layout(args.layout)
+        coords = args.coords.split(",")
+        if len(set(coords)) != len(coords) or not set(coords) <= {"x", "y", "z"}:
+            raise ValueError(f"--coords must be distinct names among x, y, z, got {args.coords}")
+    if args.command == "render":
+        for name in ("samples", "best"):
+            if getattr(args, name) > args.num_samples:
+                flag = f"--{name}"
+                raise ValueError(f"{flag} must be <= --num-samples {args.num_samples}")
+    if args.command == "stream":
+        _check_stream(args)
+
+
+def _check_stream(args: argparse.Namespace) -> None:
+    """Parses the lists of ``snfseq stream`` into ``args`` and refuses bad stream options."""
+    for name, kind, low, below_one in _LISTS:
+        text = getattr(args, name)
+        try:
+            values = [kind(value) for value in text.split(",")]
+        except ValueError:
+            values = []
+        if not values or any(v < low or (below_one and v >= 1) for v in values):
+            rule = "in [0, 1)" if below_one else f">= {low}"
+            raise ValueError(f"--{name} must be comma-separated numbers {rule}, got {text!r}")
+        setattr(args, name, values)
+    args.variant = list(dict.fromkeys(args.variant or ["none", "paper"]))  # repeats count once
+    if args.burst is not None and not args.burst >= 1:
+        raise ValueError(f"--burst must be >= 1, got {args.burst}")
+    if args.held_out is not None and not 0 < args.held_out < 1:
+        raise ValueError(f"--held-out must be a fraction in (0, 1), got {args.held_out}")
+    if args.held_out is not None and args.start_frame is not None:
+        raise ValueError("give --start-frame or --held-out, not both")
+    if args.frames is not None and args.frames <= args.context:
+        raise ValueError(f"--frames must be > --context {args.context}, got {args.frames}")
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output {output} is a file, not a folder")
+    if not output.resolve().parent.is_dir():
+        raise FileNotFoundError(f"output folder not found: {output.resolve().parent}")
+
+
 def _demo(args: argparse.Namespace) -> int:
     config = DemoConfig(epochs=args.epochs, num_samples=args.samples, layout=args.layout)
     results = run_demo(args.output, config, progress=not args.quiet)
     print(format_results(results))
-    print(f"wrote {args.output}/model.pt, metrics.json, forecast.png, fan.png")
+    print(f"wrote {args.output}/: model.pt, metrics.json, forecast.mp4 and plots")
     return 0
 
 
 def _extract(args: argparse.Namespace) -> int:
-    keypoints = motion.extract(args.video, landmarks=args.landmarks, gaps=args.gaps)
+    keypoints = motion.extract(
+        args.video,
+        landmarks=args.landmarks,
+        gaps=args.gaps,
+        max_gap=args.max_gap,
+        max_frames=args.frames,
+    )
     path = data.save_keypoints(keypoints, args.output)
     detected = int(keypoints.coords["detected"].sum())
-    print(f"{keypoints.sizes['time']} frames ({detected} with landmarks) -> {path}")
+    times = keypoints.time.values
+    print(
+        f"{keypoints.sizes['time']} frames ({detected} with landmarks; "
+        f"frames {times[0]}-{times[-1]}) -> {path}"
+    )
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
-    sequences = [data.to_array(data.load_keypoints(path)) for path in args.keypoints]
+    files = [data.load_keypoints(path) for path in args.keypoints]
+    sequences, layout = transfer.training_keypoints(files, args.layout, args.coords.split(","))
     windows = data.make_windows(sequences, args.context, args.horizon)
     model = SequenceFlow(
         features=windows.shape[-1],
@@ -125,35 +306,144 @@ def _train(args: argparse.Namespace) -> int:
         transforms=args.transforms,
         flow_hidden=(args.hidden, args.hidden),
     )
-    history = model.fit(windows, context=args.context, epochs=args.epochs)
+    model.layout = layout
+    history = model.fit(windows, context=args.context, epochs=args.epochs, seed=args.seed)
     model.save(args.output)
     best = history.val_nll[history.best_epoch] if history.val_nll else float("nan")
-    print(f"trained on {windows.shape[0]} windows; best validation NLL/dim {best:.3f}")
+    shape = f"{sequences[0].sizes['keypoint']} keypoints x {sequences[0].sizes['coord']} coords"
+    reduced = f"layout {layout.name}, " if layout is not None else "no layout, "
+    print(f"trained on {windows.shape[0]} windows ({reduced}{shape})")
+    print(f"best validation NLL/dim {best:.3f}")
     print(f"saved {args.output}")
     return 0
 
 
 def _forecast(args: argparse.Namespace) -> int:
     model = SequenceFlow.load(args.model)
-    series = data.to_array(data.load_keypoints(args.keypoints))
-    if series.shape[0] < args.context:
-        raise ValueError(
-            f"{args.keypoints} has {series.shape[0]} frames; --context needs {args.context}"
-        )
-    refinement = {
-        "none": None,
-        "paper": Refinement.paper(),
-        "mala": Refinement(kernel="mala"),
-        "hmc": Refinement(kernel="hmc"),
-        "rwm": Refinement(kernel="rwm", step_size=0.1),
-    }[args.refinement]
-    fc = model.forecast(series[-args.context :], args.horizon, args.samples, refinement=refinement)
-    fc.to_xarray().to_netcdf(args.output)
+    keypoints = data.load_keypoints(args.keypoints)
+    dataset = transfer.forecast_dataset(
+        model,
+        keypoints,
+        context=args.context,
+        horizon=args.horizon,
+        num_samples=args.samples,
+        refinement=args.refinement,
+        seed=args.seed,
+        attrs={
+            "model": str(Path(args.model).resolve()),
+            "keypoints": str(Path(args.keypoints).resolve()),
+        },
+    )
+    with atomic_write(args.output) as partial:
+        dataset.to_netcdf(partial)
     print(f"{args.samples} samples x {args.horizon} frames -> {args.output}")
     return 0
 
 
-_COMMANDS = {"demo": _demo, "extract": _extract, "train": _train, "forecast": _forecast}
+def _render(args: argparse.Namespace) -> int:
+    model = SequenceFlow.load(args.model)
+    keypoints = data.load_keypoints(args.keypoints) if args.keypoints else None
+    scores = transfer.motion_transfer(
+        model,
+        args.video,
+        keypoints=keypoints,
+        variants=args.refinement,
+        lead=args.lead,
+        context=args.context,
+        num_samples=args.num_samples,
+        best=args.best,
+        tiles=args.samples,
+        seed=args.seed,
+        source=args.source_frame,
+        max_frames=args.frames,
+        output=args.output,
+        progress=not args.quiet,
+    )
+    metrics = Path(args.output).with_suffix(".json")
+    try:
+        report = transfer.scores_to_dict(scores)
+        report["attrs"] |= {"model": str(Path(args.model).resolve()), "output": str(args.output)}
+        with atomic_write(metrics) as partial:
+            partial.write_text(json.dumps(report, indent=2))
+    except BaseException:
+        Path(args.output).unlink(missing_ok=True)  # the video alone would be a partial result
+        raise
+    print(transfer.format_scores(scores))
+    print(f"wrote {args.output} and {metrics}")
+    return 0
+
+
+def _stream(args: argparse.Namespace) -> int:
+    model = SequenceFlow.load(args.model)
+    transfer.to_mesh(model, [0.0] * model.features)  # a model that cannot be rendered fails now
+    if args.keypoints:
+        keypoints = data.load_keypoints(args.keypoints)
+        if args.frames is not None:
+            keypoints = keypoints.isel(time=keypoints.time.values < args.frames)
+    else:
+        progress = not args.quiet
+        keypoints = motion.extract(
+            args.video, max_frames=args.frames, gaps="trim", progress=progress
+        )
+    times = keypoints.time.values
+    first, last = int(times[0]), int(times[-1])
+    video, fps = motion.read_video(args.video, start=first, max_frames=last - first + 1)
+    if len(video) <= last - first:
+        raise ValueError(f"{args.video} ends before frame {last} (its keypoints go that far)")
+    start = None if args.held_out is None else round((1 - args.held_out) * len(times))
+    if args.start_frame is not None:
+        if args.start_frame not in times:
+            raise ValueError(f"--start-frame {args.start_frame} is not among frames {first}-{last}")
+        start = int(list(times).index(args.start_frame))
+    report = transfer.stream_report(
+        model,
+        video[times - first],
+        keypoints,
+        start=start,
+        delays=args.delays,
+        every=args.every,
+        losses=args.losses,
+        burst=args.burst,
+        variants=args.variant,
+        num_samples=args.samples,
+        context=args.context,
+        seed=args.seed,
+        fps=fps if math.isfinite(fps) else None,
+        attrs={"model": str(Path(args.model).resolve()), "video": str(Path(args.video).resolve())},
+        progress=not args.quiet,
+    )
+    title = (
+        f"{Path(args.video).name}, frames {report.attrs['first_streamed_frame']}-{last} streamed"
+    )
+    folder, created = Path(args.output), not Path(args.output).exists()
+    folder.mkdir(exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".stream-", dir=folder))
+    try:  # everything is written aside first, then moved in: no partial report
+        with atomic_write(staging / "report.nc") as partial:
+            report.to_netcdf(partial)
+        plots = transfer.plot_stream_report(report, staging, title=title)
+        names = ["report.nc", *(plot.name for plot in plots)]
+        for name in names:
+            os.replace(staging / name, folder / name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    print(transfer.format_stream_report(report))
+    print(f"wrote {', '.join(names)} into {folder}")
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": _demo,
+    "extract": _extract,
+    "train": _train,
+    "forecast": _forecast,
+    "render": _render,
+    "stream": _stream,
+}
 
 
 if __name__ == "__main__":

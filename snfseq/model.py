@@ -97,9 +97,8 @@ class SequenceFlow(nn.Module):
     def layout(self) -> Layout | None:
         """The fitted keypoint layout the features are in (saved with the model), or None.
 
-        Set it to the layout the training data were reduced with; :meth:`to_mesh` then maps
-        frames and forecasts back to the full face mesh, and so do ``snfseq render`` and
-        ``snfseq stream`` with the checkpoint alone.
+        Set it to the layout of the training data: :meth:`to_mesh` (and ``snfseq render``)
+        then map frames back to the face mesh.
 
         Example:
             >>> import numpy as np
@@ -125,7 +124,7 @@ class SequenceFlow(nn.Module):
         """Maps frames ``[..., D]`` in the model's layout to face-mesh points ``[..., N, C]``."""
         if self._layout is None:
             raise ValueError("this model has no layout; set model.layout to the one it was fit in")
-        array = torch.as_tensor(frames).detach().cpu().numpy()
+        array = np.asarray(torch.as_tensor(frames).detach().cpu())
         if array.shape[-1] != self.features:
             raise ValueError(f"frames have {array.shape[-1]} features, the model {self.features}")
         keypoints = array.reshape(*array.shape[:-1], self._layout.num_keypoints, -1)
@@ -156,8 +155,6 @@ class SequenceFlow(nn.Module):
             deltas = torch.diff(x, dim=1, prepend=before) / self.normalizer.delta_scale
             x = torch.cat([x, deltas], -1)
         return self.encoder(x, state)
-
-    # ------------------------------------------------------------------ flow space
 
     def _to_flow_space(self, x: Tensor, previous: Tensor) -> Tensor:
         if self.config.residual:
@@ -369,6 +366,7 @@ class SequenceFlow(nn.Module):
         horizon: int = 1,
         refinement: Refinement | None = None,
         feedback: Feedback = "sample",
+        window: int | None = None,
     ) -> OnlineForecaster:
         """A stateful forecaster for live streams: ``online.push(frame)`` returns the forecast
         of the next ``horizon`` frames (see :class:`~snfseq.rollout.OnlineForecaster`).
@@ -379,6 +377,7 @@ class SequenceFlow(nn.Module):
             horizon: Frames each forecast reaches ahead.
             refinement: MCMC between flow layers, or None.
             feedback: ``"sample"`` or ``"mean"``.
+            window: Re-encode the newest ``window`` frames per push (long streams need it).
 
         Example:
             >>> import torch
@@ -389,7 +388,7 @@ class SequenceFlow(nn.Module):
             >>> model.online(torch.zeros(4, 3), num_samples=8).push(torch.ones(3)).samples.shape
             torch.Size([8, 1, 1, 3])
         """
-        return OnlineForecaster(self, context, num_samples, horizon, refinement, feedback)
+        return OnlineForecaster(self, context, num_samples, horizon, refinement, feedback, window)
 
     @torch.no_grad()
     def first_step(

@@ -253,6 +253,22 @@ def test_online_forecaster_keeps_the_history_state_and_forecasts_like_forecast(
         online.push(later[0, 0])
 
 
+def test_a_windowed_online_forecaster_forecasts_its_newest_frames_afresh(
+    trained_model, face_split
+) -> None:
+    windows = face_split["test"][:2]
+    stream = windows[:, : CONTEXT + 5]
+    online = trained_model.online(stream[:, :CONTEXT], num_samples=8, horizon=3, window=CONTEXT)
+    for t in range(CONTEXT, CONTEXT + 5):
+        pushed = online.push(stream[:, t], seed=t)
+        # The same draws as a forecast from the newest CONTEXT frames alone.
+        newest = stream[:, t + 1 - CONTEXT : t + 1]
+        expected = trained_model.forecast(newest, horizon=3, num_samples=8, seed=t)
+        torch.testing.assert_close(pushed.samples, expected.samples, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="window must be >= min_context"):
+        trained_model.online(stream[:, :CONTEXT], window=1)
+
+
 @pytest.mark.parametrize("name", ["mesh10", "pca:6"])
 def test_a_checkpoint_carries_its_layout(name, tmp_path) -> None:
     from snfseq.landmarks import get_layout

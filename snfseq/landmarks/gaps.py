@@ -1,8 +1,9 @@
 """Gaps in keypoint sequences: frames without a detection, and what to do with them.
 
 A frame in which nothing was detected holds NaN. :func:`apply_gap_policy` leaves such gaps
-marked, fills short ones by linear interpolation, splits the sequence at long ones, or refuses
-the sequence; :func:`snfseq.landmarks.extract` applies it to what it extracts.
+marked, fills short ones by linear interpolation, drops the undetected frames at the start and
+end, splits the sequence at long ones, or refuses the sequence; :func:`snfseq.landmarks.extract`
+applies it to what it extracts.
 
 Example:
     >>> import numpy as np, xarray as xr
@@ -23,7 +24,7 @@ from numpy.typing import NDArray
 
 __all__ = ["GapPolicy", "apply_gap_policy"]
 
-GapPolicy = Literal["mark", "interpolate", "split", "raise"]
+GapPolicy = Literal["mark", "interpolate", "trim", "split", "raise"]
 """What to do with frames without a detection: see :func:`apply_gap_policy`."""
 _GAP_POLICIES = get_args(GapPolicy)
 
@@ -81,7 +82,7 @@ def _fill_short_gaps(
 @overload
 def apply_gap_policy(
     keypoints: xr.DataArray,
-    gaps: Literal["mark", "interpolate", "raise"],
+    gaps: Literal["mark", "interpolate", "trim", "raise"],
     max_gap: int = ...,
 ) -> xr.DataArray: ...
 @overload
@@ -103,14 +104,19 @@ def apply_gap_policy(
         keypoints: Keypoints with a ``time`` dimension, e.g. ``DataArray[T, K, C]``.
         gaps: ``"mark"`` leaves NaN in place; ``"interpolate"`` fills each run of at most
             ``max_gap`` missing frames linearly between its neighbours, per value (runs at the
-            start or end, and longer runs, stay NaN); ``"split"`` interpolates as well and then
-            cuts the sequence at the frames still missing, returning the pieces; ``"raise"``
-            raises a ValueError naming the frames with missing values.
+            start or end, and longer runs, stay NaN); ``"trim"`` interpolates as well and then
+            drops the frames with missing values at the start and end, so that the sequence
+            begins and ends with a detection (longer interior runs stay NaN); ``"split"``
+            interpolates as well and then cuts the sequence at the frames still missing,
+            returning the pieces; ``"raise"`` raises a ValueError naming the frames with
+            missing values.
         max_gap: Longest run of missing frames that is interpolated.
 
     Returns:
         The processed copy with a boolean ``interpolated`` coordinate along ``time``, or for
-        ``"split"`` a list of contiguous pieces (their ``time`` labels are kept).
+        ``"split"`` a list of contiguous pieces. ``"trim"`` and ``"split"`` keep the ``time``
+        labels (and coordinates such as ``seconds``) of the frames they keep; ``"trim"`` labels
+        ``time`` with frame numbers first when it has no labels.
 
     Example:
         >>> import numpy as np, xarray as xr
@@ -121,6 +127,10 @@ def apply_gap_policy(
         array([0., 1., 2., 3., 4., 5.])
         >>> [len(piece) for piece in apply_gap_policy(da, "split", max_gap=1)]
         [2, 2]
+        >>> values[:2] = np.nan  # no detection in the first two frames either
+        >>> edges = xr.DataArray(values, dims=("time", "keypoint", "coord"))
+        >>> apply_gap_policy(edges, "trim", max_gap=2).time.values  # frame numbers stay real
+        array([4, 5])
     """
     if gaps not in _GAP_POLICIES:
         raise ValueError(f"gaps must be one of {_GAP_POLICIES}, got {gaps!r}")
@@ -134,6 +144,8 @@ def apply_gap_policy(
     flat = np.asarray(ordered.values, dtype=np.result_type(ordered.dtype, np.float32))
     flat = flat.reshape(len(flat), -1)
     source = keypoints.attrs.get("source", "the sequence")
+    if gaps != "mark" and len(flat) and np.isnan(flat).all():
+        raise ValueError(f"no detection in any of the {len(flat)} frames of {source}")
     if gaps == "raise":
         missing = np.isnan(flat).any(axis=1)
         if missing.any():
@@ -151,7 +163,11 @@ def apply_gap_policy(
     if gaps == "interpolate":
         return result
     complete = ~np.isnan(values).any(axis=1)
-    pieces = [result.isel(time=slice(start, stop)) for start, stop in _runs(complete)]
-    if not pieces:
-        raise ValueError(f"every frame of {source} has missing values; nothing to split")
-    return pieces
+    if not complete.any():
+        raise ValueError(f"every frame of {source} has missing values; nothing to keep")
+    if gaps == "trim":
+        kept = np.flatnonzero(complete)
+        if "time" not in result.coords:
+            result = result.assign_coords(time=np.arange(result.sizes["time"]))
+        return result.isel(time=slice(int(kept[0]), int(kept[-1]) + 1))
+    return [result.isel(time=slice(start, stop)) for start, stop in _runs(complete)]

@@ -9,8 +9,8 @@ frames, captions, tiles, labelled side-by-side videos of truth and samples) and 
 of rendered frames (:mod:`snfseq.motion.quality`: MAE, PSNR, SSIM, pixel APD, best-k-of-N,
 face masks), and the keypoint codec (:mod:`snfseq.motion.codec`: quantised, predicted from the
 previous decoded frame, range coded with an adaptive Laplace per feature, one packet per frame,
-keyframes for resynchronisation; :func:`bitrate` measures a stream). The streaming simulation
-will arrive in this package.
+keyframes for resynchronisation; :func:`bitrate` measures a stream), and streaming over a lossy,
+delayed link (:mod:`snfseq.motion.stream`: hold, linear and forecasting receivers side by side).
 
 The landmark layer it stands on lives in :mod:`snfseq.landmarks`; its names are re-exported
 here (``motion.extract``, ``motion.get_layout``, ``motion.layouts``, ...), and the module paths
@@ -54,6 +54,7 @@ from . import codec, overlay, quality
 from .bandwidth import Bitrate, bitrate
 from .codec import DesyncError, KeypointCodec, KeypointDecoder, KeypointEncoder
 from .render import Renderer
+from .stream import ForecastReceiver, HoldReceiver, LinearReceiver, Receiver, simulate_stream
 
 # The module paths from before landmarks moved to snfseq.landmarks, as aliases, not copies.
 sys.modules[f"{__name__}.extract"] = sys.modules["snfseq.landmarks.extract"]
@@ -91,3 +92,4 @@ __all__ = [
     "get_layout",
     "layout_from_state",
 ]
+__all__ += ["ForecastReceiver", "HoldReceiver", "LinearReceiver", "Receiver", "simulate_stream"]
