@@ -6,8 +6,8 @@ videos, as a live source would deliver them:
 1. ``decode``: the next RGB frame from the file (a camera would hand it over instead);
 2. ``detect``: MediaPipe FaceMesh in tracking mode (as ``snfseq.landmarks.extract`` runs it);
 3. ``forecast``: the mesh reduced to the model's layout (mesh10), pushed into the online
-   forecaster (``model.online``: S = 100 sample paths, the next ``lead`` frames), GRU-NF or
-   GRU-SNF (``Refinement.paper()``);
+   forecaster (``model.online``: S = 100 sample paths, the next ``lead`` frames, the newest 8
+   frames re-encoded at each push, ``window=8``), GRU-NF or GRU-SNF (``Refinement.paper()``);
 4. ``render``: the forecast mean of the frame ``lead`` steps ahead, mapped back to the full
    mesh through the model's layout (``model.to_mesh``), warped from the source frame with
    ``motion.Renderer`` at the video's resolution.
@@ -133,7 +133,11 @@ class Receiver:
         self.layout = model.layout
         self.renderer = Renderer(source, source_mesh)
         self.online = model.online(
-            torch.as_tensor(context), num_samples=100, horizon=LEAD, refinement=refinement
+            torch.as_tensor(context),
+            num_samples=100,
+            horizon=LEAD,
+            refinement=refinement,
+            window=len(context),  # each push re-encodes the newest 8 frames, as recommended
         )
         self.step = 0
 
@@ -266,7 +270,7 @@ def markdown(result: dict) -> str:
         f"Machine: {result['machine']}; torch {result['torch']}, mediapipe "
         f"{result['mediapipe']}. Each frame: MediaPipe FaceMesh (tracking mode), mesh10 "
         f"features pushed into `model.online` (100 sample paths, {result['lead_frames']} frames "
-        "ahead), the forecast mean mapped back to the mesh and rendered at the video's "
+        "ahead, the newest 8 frames re-encoded per push), the forecast mean mapped back to the mesh and rendered at the video's "
         "resolution. Medians over the frames; decode is reported apart (a camera hands frames "
         "over). *Sequential*: one thread, one frame at a time (a frame's latency is the sum). "
         "*Pipelined*: detection in one thread, forecast + render in a second (two cores).",
