@@ -15,13 +15,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
-from ..landmarks import Layout, apply_gap_policy, extract, get_layout
+from ..landmarks import Layout, apply_gap_policy, extract, get_layout, reduce_mesh
 from .cache import cached_arrays
 from .windows import to_array
 
@@ -159,24 +158,6 @@ def _prepared_mesh(
     return apply_gap_policy(mesh, "interpolate", max_gap).sel(coord=_check_coords(coords))
 
 
-def _apply_layout(mesh: xr.DataArray, layout: Layout) -> xr.DataArray:
-    values = layout.reduce(mesh.values).astype(np.float32)
-    coords: dict[str, Any] = {
-        str(name): coord for name, coord in mesh.coords.items() if coord.dims == ("time",)
-    }
-    coords["keypoint"] = np.arange(values.shape[1])
-    if layout.keypoint_names is not None:
-        coords["keypoint_name"] = ("keypoint", list(layout.keypoint_names))
-    coords["coord"] = layout.output_coords([str(c) for c in mesh.coord.values])
-    return xr.DataArray(
-        values,
-        dims=("time", "keypoint", "coord"),
-        coords=coords,
-        name="keypoints",
-        attrs={**mesh.attrs, "layout": layout.name},
-    )
-
-
 def load_face(
     name: str = "carphone",
     *,
@@ -219,7 +200,7 @@ def load_face(
     mesh = _prepared_mesh(name, coords, max_gap, refresh=refresh, progress=progress)
     if not chosen.is_fitted:
         chosen.fit(mesh.values)
-    return _apply_layout(mesh, chosen)
+    return reduce_mesh(chosen, mesh)
 
 
 def face_sequences(
@@ -264,7 +245,7 @@ def face_sequences(
     ]
     if not chosen.is_fitted:
         chosen.fit(np.concatenate([mesh.values for mesh in meshes]))
-    return [to_array(_apply_layout(mesh, chosen)) for mesh in meshes]
+    return [to_array(reduce_mesh(chosen, mesh)) for mesh in meshes]
 
 
 def _motions_dir() -> Path:

@@ -31,6 +31,7 @@ from .layouts import (
     SubsetLayout,
     get_layout,
     layout_from_state,
+    reduce_mesh,
 )
 from .mesh import FACE_MESH_POINTS, MESH10_GROUPS, MESH10_NAMES, MESH68_GROUPS
 
@@ -51,4 +52,5 @@ __all__ = [
     "PCALayout",
     "get_layout",
     "layout_from_state",
+    "reduce_mesh",
 ]

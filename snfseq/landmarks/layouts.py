@@ -24,8 +24,10 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 
 from .base import FloatArray, Layout, _as_float, _check_points, _training_frames
@@ -43,6 +45,7 @@ __all__ = [
     "PCALayout",
     "get_layout",
     "layout_from_state",
+    "reduce_mesh",
 ]
 
 
@@ -247,3 +250,35 @@ def layout_from_state(name: str, state: dict[str, ArrayLike]) -> Layout:
     """
     layout = get_layout(name)
     return layout.load_state_dict(state) if layout._learned else layout
+
+
+def reduce_mesh(layout: Layout, mesh: xr.DataArray) -> xr.DataArray:
+    """Reduces labelled mesh frames ``DataArray[T, N, C]`` through ``layout``, keeping labels.
+
+    Returns:
+        ``DataArray[T, K, C']`` (float32) with dims ``(time, keypoint, coord)``: the ``time``
+        coordinates of ``mesh``, the layout's keypoint names (``keypoint_name``) and
+        coordinate labels, and ``mesh``'s attributes plus ``layout``.
+
+    Example:
+        >>> mesh = xr.DataArray(np.ones((3, 468, 2)), dims=("time", "keypoint", "coord"),
+        ...                     coords={"time": [4, 5, 6], "coord": ["x", "y"]})
+        >>> reduced = reduce_mesh(get_layout("mesh10"), mesh)
+        >>> reduced.dims, reduced.time.values.tolist(), reduced.attrs["layout"]
+        (('time', 'keypoint', 'coord'), [4, 5, 6], 'mesh10')
+    """
+    values = layout.reduce(mesh.values).astype(np.float32)
+    coords: dict[str, Any] = {
+        str(name): coord for name, coord in mesh.coords.items() if coord.dims == ("time",)
+    }
+    coords["keypoint"] = np.arange(values.shape[1])
+    if layout.keypoint_names is not None:
+        coords["keypoint_name"] = ("keypoint", list(layout.keypoint_names))
+    coords["coord"] = layout.output_coords([str(c) for c in mesh.coord.values])
+    return xr.DataArray(
+        values,
+        dims=("time", "keypoint", "coord"),
+        coords=coords,
+        name="keypoints",
+        attrs={**mesh.attrs, "layout": layout.name},
+    )

@@ -48,6 +48,7 @@ from ..landmarks import (
     get_layout,
     layout_from_state,
     layouts,
+    reduce_mesh,
     to_pixels,
 )
 from . import codec, overlay, quality
@@ -91,5 +92,6 @@ __all__ = [
     "PCALayout",
     "get_layout",
     "layout_from_state",
+    "reduce_mesh",
 ]
 __all__ += ["ForecastReceiver", "HoldReceiver", "LinearReceiver", "Receiver", "simulate_stream"]

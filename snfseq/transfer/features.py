@@ -36,14 +36,13 @@ __all__ = [
 ]
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 
 from snfseq.data.io import as_keypoints
-from snfseq.landmarks import FACE_MESH_POINTS, Layout, get_layout
+from snfseq.landmarks import FACE_MESH_POINTS, Layout, get_layout, reduce_mesh
 from snfseq.model import SequenceFlow
 
 _XYZ = ("x", "y", "z")
@@ -129,22 +128,7 @@ def reduce_keypoints(layout: Layout, mesh: xr.DataArray) -> xr.DataArray:
         >>> reduced.time.values.tolist(), str(reduced.keypoint_name.values[0])
         ([5, 6, 7, 8], 'right_eye_outer')
     """
-    mesh = as_keypoints(mesh)
-    values = layout.reduce(mesh.values).astype(np.float32)
-    coords: dict[str, Any] = {
-        str(name): coord for name, coord in mesh.coords.items() if coord.dims == ("time",)
-    }
-    coords["keypoint"] = np.arange(values.shape[1])
-    if layout.keypoint_names is not None:
-        coords["keypoint_name"] = ("keypoint", list(layout.keypoint_names))
-    coords["coord"] = layout.output_coords([str(c) for c in mesh.coord.values])
-    return xr.DataArray(
-        values,
-        dims=("time", "keypoint", "coord"),
-        coords=coords,
-        name="keypoints",
-        attrs={**mesh.attrs, "layout": layout.name},
-    )
+    return reduce_mesh(layout, as_keypoints(mesh))
 
 
 def training_keypoints(
