@@ -269,10 +269,11 @@ def markdown(result: dict) -> str:
         "",
         f"Machine: {result['machine']}; torch {result['torch']}, mediapipe "
         f"{result['mediapipe']}. Each frame: MediaPipe FaceMesh (tracking mode), mesh10 "
-        f"features pushed into `model.online` (100 sample paths, {result['lead_frames']} frames "
-        "ahead, the newest 8 frames re-encoded per push), the forecast mean mapped back to the mesh and rendered at the video's "
-        "resolution. Medians over the frames; decode is reported apart (a camera hands frames "
-        "over). *Sequential*: one thread, one frame at a time (a frame's latency is the sum). "
+        "features pushed into `model.online` (100 sample paths, "
+        f"{result['lead_frames']} frames ahead, the newest 8 frames re-encoded per push), "
+        "the forecast mean mapped back to the mesh and rendered at the video's resolution. "
+        "Medians over the frames; decode is reported apart (a camera hands frames over). "
+        "*Sequential*: one thread, one frame at a time (a frame's latency is the sum). "
         "*Pipelined*: detection in one thread, forecast + render in a second (two cores).",
         "",
         "| video | size | model | detect ms | forecast ms | render ms | total ms | sequential "
