@@ -24,6 +24,7 @@ from .datasets import (
     mocap_sequences,
 )
 from .io import load_keypoints, save_keypoints
+from .series import SERIES_DATASETS, SeriesData, load_series
 from .windows import make_windows, split_sequences, to_array
 
 __all__ = [
@@ -38,6 +39,9 @@ __all__ = [
     "MOCAP_JOINTS",
     "load_keypoints",
     "save_keypoints",
+    "load_series",
+    "SeriesData",
+    "SERIES_DATASETS",
     "to_array",
     "make_windows",
     "split_sequences",
