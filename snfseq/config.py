@@ -37,6 +37,9 @@ class SequenceFlowConfig:
             standardised change from the previous frame; ``"frames"`` feeds frames only (as
             published). Deltas are close to stationary where positions are not, which keeps
             the encoder in its trained range during large movements.
+        covariates: Known-in-advance covariate channels ``K`` per frame (calendar features,
+            weather or load forecasts...), read by the encoder and the condition but not
+            forecast (:mod:`snfseq.encoding`); 0 builds the model without them.
 
     Example:
         >>> SequenceFlowConfig(features=4, hidden=8).flow_hidden
@@ -56,6 +59,7 @@ class SequenceFlowConfig:
     point_weight: float = 1.0
     min_context: int = 2
     encoder_input: Literal["frames", "frames+deltas"] = "frames+deltas"
+    covariates: int = 0
 
     def __post_init__(self) -> None:
         self.flow_hidden = tuple(int(h) for h in self.flow_hidden)
@@ -67,6 +71,8 @@ class SequenceFlowConfig:
             raise ValueError(f"unknown flow {self.flow!r}; expected one of {FLOW_KINDS}")
         if self.min_context < 1:
             raise ValueError(f"min_context must be >= 1, got {self.min_context}")
+        if self.covariates < 0:
+            raise ValueError(f"covariates must be >= 0, got {self.covariates}")
         if self.encoder_input not in ("frames", "frames+deltas"):
             raise ValueError(
                 f"encoder_input must be 'frames' or 'frames+deltas', got {self.encoder_input!r}"

@@ -2,9 +2,11 @@
 
 For frame ``t`` the encoder state ``h_{t-1}`` (frames ``< t`` only) gives a condition vector
 ``c_t = Linear(h_{t-1})``; the flow models ``p(x_t | c_t)`` and a point head predicts ``yhat_t``
-(trained jointly, so that refinements have a trained prediction to aim at). Training maximises
-the teacher-forced likelihood (:mod:`snfseq.training` runs the loop); forecasting samples step
-by step, every sample keeping its own recurrent state (one batched recurrent call per step over
+(trained jointly, so that refinements have a trained prediction to aim at). Known-in-advance
+covariates ``z_t`` (``covariates=K``) join the encoder's input and the condition's,
+``c_t = Linear([h_{t-1}, z_t])`` (:mod:`snfseq.encoding`). Training maximises the
+teacher-forced likelihood (:mod:`snfseq.training` runs the loop); forecasting samples step by
+step, every sample keeping its own recurrent state (one batched recurrent call per step over
 ``S x B`` rows) unless ``feedback="mean"`` feeds all samples of a series their mean, as the
 published code does. Checkpoint files are :mod:`snfseq.checkpoint`'s.
 
@@ -35,6 +37,7 @@ from torch import Tensor, nn
 
 from snfseq import checkpoint
 from snfseq.config import SequenceFlowConfig
+from snfseq.encoding import CovariateScaler, Encoding
 from snfseq.flows import ConditionalFlow, build_flow
 from snfseq.forecast import Forecast
 from snfseq.landmarks import Layout, layout_from_state
@@ -49,13 +52,14 @@ CHECKPOINT_KIND = "snfseq.SequenceFlow"
 Feedback = Literal["sample", "mean"]
 
 
-class SequenceFlow(nn.Module):
+class SequenceFlow(Encoding):
     """Recurrent encoder + conditional flow + point head (GRU-NF).
 
     Args:
         features: Features per frame ``D``, or a whole :class:`SequenceFlowConfig`.
         **options: Any other field of :class:`SequenceFlowConfig` (``hidden``, ``layers``,
-            ``flow``, ``transforms``, ``flow_hidden``...), which documents them all.
+            ``flow``, ``transforms``, ``flow_hidden``, ``covariates``...), which documents
+            them all.
 
     Example:
         >>> model = SequenceFlow(features=4, hidden=8, layers=1, transforms=2, flow_hidden=(8,))
@@ -79,9 +83,10 @@ class SequenceFlow(nn.Module):
         self.config = config
         rnn = nn.GRU if config.cell == "gru" else nn.LSTM
         inputs = 2 * config.features if config.encoder_input == "frames+deltas" else config.features
+        inputs, heads = inputs + config.covariates, config.hidden + config.covariates
         dropout = config.dropout if config.layers > 1 else 0.0
         self.encoder = rnn(inputs, config.hidden, config.layers, batch_first=True, dropout=dropout)
-        self.condition = nn.Sequential(nn.Linear(config.hidden, config.condition_size), nn.Tanh())
+        self.condition = nn.Sequential(nn.Linear(heads, config.condition_size), nn.Tanh())
         self.flow: ConditionalFlow = build_flow(
             config.flow,
             config.features,
@@ -89,8 +94,10 @@ class SequenceFlow(nn.Module):
             transforms=config.transforms,
             hidden=config.flow_hidden,
         )
-        self.point_head = nn.Linear(config.hidden, config.features)
+        self.point_head = nn.Linear(heads, config.features)
         self.normalizer = ContextNormalizer(config.features)
+        if config.covariates:  # without covariates the parameters are those of the plain model
+            self.covariate_scaler = CovariateScaler(config.covariates)
         self._layout: Layout | None = None
 
     @property
@@ -143,62 +150,30 @@ class SequenceFlow(nn.Module):
     def _as_windows(self, x: Tensor | np.ndarray, name: str, min_frames: int) -> Tensor:
         return as_windows(x, name, self.features, min_frames).to(self.device)
 
-    # ------------------------------------------------------------------ encoder
-
-    def _encode(self, x: Tensor, previous: Tensor | None, state: Any = None) -> tuple[Tensor, Any]:
-        """Runs the encoder over normalised frames ``x: Tensor[N, T, D]``.
-
-        ``previous: Tensor[N, D]`` is the frame before ``x[:, 0]`` (None: no change assumed).
-        """
-        if self.config.encoder_input == "frames+deltas":
-            before = x[:, :1] if previous is None else previous.unsqueeze(1)
-            deltas = torch.diff(x, dim=1, prepend=before) / self.normalizer.delta_scale
-            x = torch.cat([x, deltas], -1)
-        return self.encoder(x, state)
-
-    def _to_flow_space(self, x: Tensor, previous: Tensor) -> Tensor:
-        if self.config.residual:
-            return (x - previous) / self.normalizer.delta_scale
-        return x
-
-    def _from_flow_space(self, y: Tensor, previous: Tensor) -> Tensor:
-        if self.config.residual:
-            return previous + y * self.normalizer.delta_scale
-        return y
-
-    def _flow_log_jacobian(self) -> Tensor:
-        """``log|dx/dy|`` per frame from flow space to data units."""
-        ladj = self.normalizer.log_scale_sum()
-        if self.config.residual:
-            ladj = ladj + self.normalizer.delta_scale.log().sum()
-        return ladj
-
     # ------------------------------------------------------------------ likelihood
 
-    def _teacher_forced(self, windows: Tensor, context: int) -> tuple[Tensor, Tensor]:
-        """Flow log-density and point-head error of frames ``1..T-1``: ``Tensor[N, T-1]`` each."""
-        loc = self.normalizer.location(windows[:, :context])
-        x = self.normalizer.normalize(windows, loc)
-        out, _ = self._encode(x[:, :-1], None)
-        c = self.condition(out)
-        target = self._to_flow_space(x[:, 1:], x[:, :-1])
-        log_prob = self.flow.log_prob(target, c)
-        point_error = (self.point_head(out) - target).square().mean(-1)
-        return log_prob, point_error
-
-    def nll(self, windows: Tensor | np.ndarray, context: int) -> Tensor:
+    def nll(
+        self,
+        windows: Tensor | np.ndarray,
+        context: int,
+        covariates: Tensor | np.ndarray | None = None,
+    ) -> Tensor:
         """Negative log-likelihood of the horizon frames, per feature, in data units.
 
         Args:
             windows: ``Tensor[N, T, D]`` in data units.
             context: Frames that condition the rest (they also set the normalisation).
+            covariates: ``Tensor[N, T, K]``, the covariates of every frame of the windows
+                (a model built with ``covariates=K`` only).
 
         Returns:
             ``Tensor[N]``: mean NLL per feature and horizon frame of each window.
         """
         windows = self._as_windows(windows, "windows", context + 1)
+        count, length = windows.shape[:2]
+        z = self._covariates(covariates, count, length, f"windows of {length} frames", exact=True)
         with evaluating(self), torch.no_grad():
-            log_prob, _ = self._teacher_forced(windows, context)
+            log_prob, _ = self._teacher_forced(windows, context, z)
         horizon_log_prob = log_prob[:, context - 1 :] - self._flow_log_jacobian()
         return -horizon_log_prob.mean(1) / self.features
 
@@ -209,7 +184,9 @@ class SequenceFlow(nn.Module):
         windows: Tensor | np.ndarray,
         *,
         context: int | None = None,
+        covariates: Tensor | np.ndarray | None = None,
         val_windows: Tensor | np.ndarray | None = None,
+        val_covariates: Tensor | np.ndarray | None = None,
         val_fraction: float = 0.1,
         seed: int | None = 0,
         device: str | torch.device | None = None,
@@ -221,10 +198,14 @@ class SequenceFlow(nn.Module):
             windows: Training windows ``Tensor[N, T, D]`` in data units.
             context: Frames of each window that set its normalisation (as at forecast time);
                 default ``T // 3``.
+            covariates: ``Tensor[N, T, K]``, the covariates of every frame of ``windows``
+                (a model built with ``covariates=K`` only); their standardisation is fitted
+                on the training part.
             val_windows: Validation windows; when None, the last ``val_fraction`` of
                 ``windows`` (a contiguous block, so overlapping windows leak only at its edge).
                 Split by sequence beforehand (:func:`snfseq.data.split_sequences`) for an
                 honest validation set.
+            val_covariates: The covariates of ``val_windows``.
             val_fraction: See ``val_windows``; 0 disables validation and early stopping.
             seed: Seeds the randomness of training (initial shuffles, dropout).
             device: ``"cpu"``, ``"cuda"``...; default CUDA when available.
@@ -239,29 +220,38 @@ class SequenceFlow(nn.Module):
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.to(device)
         train = self._as_windows(windows, "windows", 2)
-        length = train.shape[1]
+        count, length = train.shape[:2]
         context = length // 3 if context is None else context
         if not 1 <= context < length:
             raise ValueError(f"context must be in [1, {length - 1}] for windows of {length} frames")
+        # fit_loop batches rows: the frames and their covariates travel as one [N, T, D + K].
+        train = self._joined(train, covariates, "covariates")
         val: Tensor | None = None
         if val_windows is not None:
             val = self._as_windows(val_windows, "val_windows", context + 1)
-        elif val_fraction > 0 and train.shape[0] >= 10:
-            cut = train.shape[0] - max(1, int(round(val_fraction * train.shape[0])))
+            val = self._joined(val, val_covariates, "val_covariates")
+        elif val_fraction > 0 and count >= 10:
+            cut = count - max(1, int(round(val_fraction * count)))
             train, val = train[:cut], train[cut:]
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         if seed is not None:
             torch.manual_seed(seed)
-        self.normalizer.fit(train.cpu(), context)
+        features = self.features
+        self.normalizer.fit(train[..., :features].cpu(), context)
         self.normalizer.to(device)
+        if self.config.covariates:
+            self.covariate_scaler.fit(train[..., features:])
 
-        def loss(batch: Tensor) -> Tensor:
-            log_prob, point_error = self._teacher_forced(batch, context)
-            return -log_prob.mean() / self.features + self.config.point_weight * point_error.mean()
+        def loss(rows: Tensor) -> Tensor:
+            frames, z = self._split(rows)
+            log_prob, point_error = self._teacher_forced(frames, context, z)
+            return -log_prob.mean() / features + self.config.point_weight * point_error.mean()
 
         def validate() -> tuple[float, float]:
             assert val is not None
-            return float(loss(val)), float(self.nll(val, context).mean())
+            covariates = val[..., features:] if self.config.covariates else None
+            nll = self.nll(val[..., :features], context, covariates)
+            return float(loss(val)), float(nll.mean())
 
         return fit_loop(
             self,
@@ -285,6 +275,7 @@ class SequenceFlow(nn.Module):
         seed: int | None = None,
         record_trace: bool = False,
         feature_names: Sequence[str] | None = None,
+        covariates: Tensor | np.ndarray | None = None,
     ) -> Forecast:
         """Samples ``num_samples`` future trajectories of each series.
 
@@ -300,6 +291,9 @@ class SequenceFlow(nn.Module):
             seed: Makes the forecast reproducible (the global RNG is left as it was).
             record_trace: Keep the refinement's states, energies and accept flags.
             feature_names: Names for the feature axis of :meth:`Forecast.to_xarray`.
+            covariates: ``Tensor[B, T + H, K]``, the covariates of the context frames and of
+                the ``H`` forecast frames (later frames are ignored), for a model built with
+                ``covariates=K``.
 
         Returns:
             A :class:`Forecast` with ``samples: Tensor[S, B, H, D]`` in data units.
@@ -313,33 +307,14 @@ class SequenceFlow(nn.Module):
         if not bool(self.normalizer.fitted):
             raise RuntimeError("the model is not trained: call fit() or load a checkpoint")
         observed = self._as_windows(context, "context", self.config.min_context)
+        series, length = observed.shape[:2]
+        needs = f"context {length} + horizon {horizon}"
+        z = self._covariates(covariates, series, length + horizon, needs)
         with seeded(seed, [observed.device]), evaluating(self), torch.no_grad():
-            return self._forecast(
-                observed, horizon, num_samples, refinement, feedback, record_trace, feature_names
-            )
-
-    def _forecast(
-        self,
-        observed: Tensor,
-        horizon: int,
-        num_samples: int,
-        refinement: Refinement | None,
-        feedback: Feedback,
-        record_trace: bool,
-        feature_names: Sequence[str] | None,
-    ) -> Forecast:
-        rollout = self._rollout(observed, num_samples, refinement, feedback, record_trace)
-        for h in range(horizon):
-            rollout.step(feed_back=h + 1 < horizon)  # nothing reads the state after the last
-        return rollout.forecast(feature_names)
-
-    def _encode_context(self, observed: Tensor) -> tuple[Tensor, Any, Tensor, Tensor]:
-        """The context frames ``[B, T, D]`` encoded once: ``(loc: [B, D], state, top: [B, H],
-        last: [B, D])``, the last two the encoder's top output and the last frame, normalised."""
-        loc = self.normalizer.location(observed)
-        x = self.normalizer.normalize(observed, loc)
-        out, state = self._encode(x, None)
-        return loc, state, out[:, -1], x[:, -1]
+            rollout = self._rollout(observed, num_samples, refinement, feedback, record_trace, z)
+            for h in range(horizon):
+                rollout.step(feed_back=h + 1 < horizon)  # nothing reads the state after the last
+            return rollout.forecast(feature_names)
 
     def _rollout(
         self,
@@ -348,15 +323,20 @@ class SequenceFlow(nn.Module):
         refinement: Refinement | None = None,
         feedback: Feedback = "sample",
         record: bool = False,
+        covariates: Tensor | None = None,
     ) -> Rollout:
-        """Encodes the context frames and starts ``num_samples`` paths from them."""
+        """Encodes the context frames and starts ``num_samples`` paths from them; standardised
+        ``covariates: Tensor[B, T + H, K]`` cover the context's ``T`` and the ``H`` ahead."""
+        length = observed.shape[1]
+        seen = None if covariates is None else covariates[:, :length]
         return Rollout(
             self,
-            *self._encode_context(observed),
+            *self._encode_context(observed, seen),
             num_samples,
             refinement=refinement,
             feedback=feedback,
             record=record,
+            covariates=None if covariates is None else covariates[:, length:],
         )
 
     def online(
@@ -367,6 +347,7 @@ class SequenceFlow(nn.Module):
         refinement: Refinement | None = None,
         feedback: Feedback = "sample",
         window: int | None = None,
+        covariates: Tensor | np.ndarray | None = None,
     ) -> OnlineForecaster:
         """A stateful forecaster for live streams: ``online.push(frame)`` returns the forecast
         of the next ``horizon`` frames (see :class:`~snfseq.rollout.OnlineForecaster`).
@@ -378,6 +359,9 @@ class SequenceFlow(nn.Module):
             refinement: MCMC between flow layers, or None.
             feedback: ``"sample"`` or ``"mean"``.
             window: Re-encode the newest ``window`` frames per push (long streams need it).
+            covariates: ``Tensor[B, T + horizon, K]`` for a model with covariates: those of
+                the context and of the first forecast's frames; each push then brings the
+                covariates of one more frame (``push(frame, covariates_next=...)``).
 
         Example:
             >>> import torch
@@ -388,11 +372,16 @@ class SequenceFlow(nn.Module):
             >>> model.online(torch.zeros(4, 3), num_samples=8).push(torch.ones(3)).samples.shape
             torch.Size([8, 1, 1, 3])
         """
-        return OnlineForecaster(self, context, num_samples, horizon, refinement, feedback, window)
+        return OnlineForecaster(
+            self, context, num_samples, horizon, refinement, feedback, window, covariates
+        )
 
     @torch.no_grad()
     def first_step(
-        self, context: Tensor | np.ndarray, num_samples: int = 1
+        self,
+        context: Tensor | np.ndarray,
+        num_samples: int = 1,
+        covariates: Tensor | np.ndarray | None = None,
     ) -> tuple[Tensor, ForecastStep]:
         """The condition and the target's :class:`~snfseq.snf.ForecastStep` of the first
         forecast step, exactly as :meth:`forecast` builds them (rows ``s * B + b``).
@@ -400,24 +389,30 @@ class SequenceFlow(nn.Module):
         Args:
             context: Observed frames ``Tensor[B, T, D]`` (or ``[T, D]``) in data units.
             num_samples: Rows per series ``S``.
+            covariates: ``Tensor[B, T + 1, K]``: the context's and the first forecast frame's.
 
         Returns:
             ``(c: Tensor[S * B, C], step)``; ``step.yhat`` is the point prediction in the
             flow's standardised space, what a refinement of the first frame aims at.
         """
         observed = self._as_windows(context, "context", self.config.min_context)
+        series, length = observed.shape[:2]
+        z = self._covariates(covariates, series, length + 1, f"context {length} + horizon 1")
         with evaluating(self):
-            rollout = self._rollout(observed, num_samples)
-            return self.condition(rollout.h_top), rollout.target_step()
+            rollout = self._rollout(observed, num_samples, covariates=z)
+            return rollout.condition(), rollout.target_step()
 
-    def condition_on(self, context: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
+    def condition_on(
+        self, context: Tensor | np.ndarray, covariates: Tensor | np.ndarray | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Condition vector ``Tensor[B, C]`` and point prediction ``Tensor[B, D]`` (flow
         space) of the first forecast step: :meth:`first_step` with one row per series.
 
         Args:
             context: Observed frames ``Tensor[B, T, D]`` (or ``[T, D]``) in data units.
+            covariates: ``Tensor[B, T + 1, K]``, as for :meth:`first_step`.
         """
-        c, step = self.first_step(context, 1)
+        c, step = self.first_step(context, 1, covariates)
         return c, step.yhat
 
     # ------------------------------------------------------------------ persistence

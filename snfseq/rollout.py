@@ -10,9 +10,14 @@ pushing a newly observed frame costs one recurrent step plus the forecast, with 
 re-encoding of the history; or, with ``window=W``, re-encodes the newest ``W`` frames at each
 push (normalised afresh, as the training windows were), which long streams need.
 
+With covariates (``covariates=K``), step ``h`` reads the covariates of forecast frame ``h``
+twice: in the condition and point prediction of that frame, and in the encoder's input when
+the frame is fed back (:mod:`snfseq.encoding`).
+
 The model is used through its parts (``condition``, ``flow``, ``point_head``, ``normalizer``,
-``_encode``, ``_encode_context``, ``_from_flow_space``, ``config``): this module sits below
-``model.py`` and imports nothing from it (``model`` is typed ``Any`` here for that reason).
+``_encode``, ``_encode_context``, ``_head_input``, ``_covariates``, ``_from_flow_space``,
+``config``): this module sits below ``model.py`` and imports nothing from it (``model`` is
+typed ``Any`` here for that reason).
 
 Example:
     >>> import torch
@@ -57,6 +62,8 @@ class Rollout:
         feedback: ``"sample"`` (every sample its own state) or ``"mean"`` (one state per
             series, fed the sample mean, as published).
         record: Keep the refinement's trace.
+        covariates: ``Tensor[B, H, K]``, the standardised covariates of the frames ahead (one
+            per step), for a model with covariates.
 
     Example:
         >>> import torch
@@ -83,7 +90,9 @@ class Rollout:
         refinement: Refinement | None = None,
         feedback: Feedback = "sample",
         record: bool = False,
+        covariates: Tensor | None = None,
     ) -> None:
+        self.covariates = covariates
         self.model, self.refinement, self.feedback, self.record = (
             model,
             refinement,
@@ -105,6 +114,25 @@ class Rollout:
         self.traces: list[Trace] = []
         self.resampled = False
 
+    def _step_covariates(self) -> Tensor | None:
+        """The covariates of the next frame, ``Tensor[B, K]`` (None without covariates)."""
+        if self.covariates is None:
+            return None
+        step = len(self.frames)
+        if step >= self.covariates.shape[1]:
+            raise ValueError(f"covariates cover {step} steps ahead; step {step + 1} needs more")
+        return self.covariates[:, step]
+
+    def _head_input(self) -> Tensor:
+        """``[h_{t-1}, z_t]`` of every row, what the condition and the point head read."""
+        covariates = self._step_covariates()
+        rows = None if covariates is None else covariates[self.series]
+        return self.model._head_input(self.h_top, rows)
+
+    def condition(self) -> Tensor:
+        """The flow's condition at the next step, ``Tensor[S * B, C]``."""
+        return self.model.condition(self._head_input())
+
     def target_step(self) -> ForecastStep:
         """What the refinement's target is built from at the next step (rows ``S x B``)."""
         normalizer = self.model.normalizer
@@ -115,7 +143,7 @@ class Rollout:
             to_data = AffineMap(self.loc_rows, normalizer.scale)
         return ForecastStep(
             len(self.frames),
-            self.model.point_head(self.h_top),
+            self.model.point_head(self._head_input()),
             previous_data,
             self.series,
             to_data,
@@ -129,7 +157,7 @@ class Rollout:
             feed_back: Run the recurrent step on the new frame (not needed after the last).
         """
         model = self.model
-        c = model.condition(self.h_top)
+        c = self.condition()
         z = torch.randn(self.rows, model.features, device=c.device)
         if self.refinement is None:
             y, _ = model.flow.sample_from(z, c)
@@ -155,18 +183,21 @@ class Rollout:
                 self.traces.append(result.trace)
             self.ancestry.append(parents)
         frame = model._from_flow_space(y, self.previous)
+        covariates = self._step_covariates()  # the frame's own, fed with it
         self.frames.append(frame)
         if not feed_back:
             return
         if self.feedback == "mean":
             fed = frame.reshape(self.num_samples, self.batch, -1).mean(0)
+            own = None if covariates is None else covariates.unsqueeze(1)
             out, self.state = model._encode(
-                fed.unsqueeze(1), self.previous[: self.batch], self.state
+                fed.unsqueeze(1), self.previous[: self.batch], self.state, own
             )
             self.h_top = out[:, 0].repeat(self.num_samples, 1)
             self.previous = fed.repeat(self.num_samples, 1)
         else:
-            out, self.state = model._encode(frame.unsqueeze(1), self.previous, self.state)
+            own = None if covariates is None else covariates[self.series].unsqueeze(1)
+            out, self.state = model._encode(frame.unsqueeze(1), self.previous, self.state, own)
             self.h_top, self.previous = out[:, 0], frame
 
     def forecast(self, feature_names: Sequence[str] | None = None) -> Forecast:
@@ -203,6 +234,12 @@ class OnlineForecaster:
     forecast rolls ``num_samples`` paths forward from the state. Made by
     :meth:`snfseq.SequenceFlow.online`.
 
+    A model with covariates needs those of the next ``horizon`` frames at every forecast: the
+    forecaster is given the context's and the first forecast's, and each push brings the
+    covariates of the frame ``horizon`` frames after the pushed one (``covariates_next``), so
+    that they stay known ``horizon`` frames ahead. Covariates once given are kept: a revised
+    covariate forecast (a new weather forecast) needs a new forecaster.
+
     Args:
         model: A trained :class:`~snfseq.SequenceFlow`.
         context: The frames observed so far, ``Tensor[B, T, D]`` (or ``[T, D]``), data units.
@@ -212,6 +249,8 @@ class OnlineForecaster:
         feedback: ``"sample"`` or ``"mean"`` (see :meth:`snfseq.SequenceFlow.forecast`).
         window: Re-encode the newest ``window`` frames at every push (at least the model's
             ``min_context``), or None to keep one state for the whole stream.
+        covariates: ``Tensor[B, T + horizon, K]``: the covariates of the context frames and
+            of the first forecast's (a model with covariates only).
 
     Example:
         >>> import torch
@@ -233,6 +272,7 @@ class OnlineForecaster:
         refinement: Refinement | None = None,
         feedback: Feedback = "sample",
         window: int | None = None,
+        covariates: Tensor | np.ndarray | None = None,
     ) -> None:
         if window is not None and window < model.config.min_context:
             raise ValueError(f"window must be >= min_context={model.config.min_context}")
@@ -245,17 +285,35 @@ class OnlineForecaster:
         self.model, self.num_samples, self.horizon = model, num_samples, horizon
         self.refinement, self.feedback = refinement, feedback
         observed = model._as_windows(context, "context", model.config.min_context)
-        self.window = window
-        self.recent = observed if window is None else observed[:, -window:]
+        length, self.window = observed.shape[1], window
+        needs = f"context {length} + horizon {horizon}"
+        known = model._covariates(covariates, observed.shape[0], length + horizon, needs)
+        # Standardised covariates of the recent frames and of the next `horizon` frames.
+        self.seen = None if known is None else known[:, :length]
+        self.ahead = None if known is None else known[:, length:]
+        self.recent = observed
+        if window is not None:
+            self.recent = observed[:, -window:]
+            self.seen = None if self.seen is None else self.seen[:, -window:]
         with evaluating(model), torch.no_grad():
-            self.loc, self.state, self.top, self.last = model._encode_context(self.recent)
-        self.frames_seen = observed.shape[1]
+            self.loc, self.state, self.top, self.last = model._encode_context(
+                self.recent, self.seen
+            )
+        self.frames_seen = length
 
-    def push(self, frame: Tensor | np.ndarray, *, seed: int | None = None) -> Forecast:
+    def push(
+        self,
+        frame: Tensor | np.ndarray,
+        *,
+        covariates_next: Tensor | np.ndarray | None = None,
+        seed: int | None = None,
+    ) -> Forecast:
         """Takes the newest observed frame ``Tensor[B, D]`` (or ``[D]``) and forecasts.
 
         Args:
             frame: The frame, in data units, one per series.
+            covariates_next: ``Tensor[B, K]`` (or ``[K]``), the covariates of the frame
+                ``horizon`` frames after this one, for a model with covariates.
             seed: Makes this forecast reproducible.
 
         Returns:
@@ -266,16 +324,43 @@ class OnlineForecaster:
         new = as_windows(tensor.unsqueeze(1), "frame", model.features, 1).to(self.loc.device)
         if new.shape[0] != self.loc.shape[0]:
             raise ValueError(f"frame has {new.shape[0]} series, the stream {self.loc.shape[0]}")
+        added = self._next_covariates(covariates_next, new.shape[0])
+        own = None  # the pushed frame's covariates, known since they were `horizon` ahead
+        if self.ahead is not None and added is not None:
+            own, self.ahead = self.ahead[:, :1], torch.cat([self.ahead[:, 1:], added], 1)
         with evaluating(model), torch.no_grad():
             if self.window is not None:
                 self.recent = torch.cat([self.recent, new], 1)[:, -self.window :]
-                self.loc, self.state, self.top, self.last = model._encode_context(self.recent)
+                if self.seen is not None and own is not None:
+                    self.seen = torch.cat([self.seen, own], 1)[:, -self.window :]
+                self.loc, self.state, self.top, self.last = model._encode_context(
+                    self.recent, self.seen
+                )
             else:
                 x = model.normalizer.normalize(new, self.loc)
-                out, self.state = model._encode(x, self.last, self.state)
+                out, self.state = model._encode(x, self.last, self.state, own)
                 self.top, self.last = out[:, 0], x[:, 0]
         self.frames_seen += 1
         return self.forecast(seed=seed)
+
+    def _next_covariates(
+        self, covariates: Tensor | np.ndarray | None, series: int
+    ) -> Tensor | None:
+        """``covariates_next`` checked and standardised, ``Tensor[B, 1, K]`` (or None)."""
+        channels = self.model.config.covariates
+        if covariates is None and channels:
+            raise ValueError(
+                f"the model was built with covariates={channels}: push(frame, covariates_next="
+                f"Tensor[B, {channels}]), the covariates of the frame {self.horizon} after it"
+            )
+        if covariates is not None:
+            covariates = torch.as_tensor(covariates, dtype=torch.float32)
+            if covariates.dim() not in (1, 2):
+                shape = tuple(covariates.shape)
+                raise ValueError(f"covariates_next must be Tensor[B, K] (or [K]), got {shape}")
+            covariates = covariates.reshape(-1, 1, covariates.shape[-1])
+        needs = f"the frame {self.horizon} after the pushed one"
+        return self.model._covariates(covariates, series, 1, needs, name="covariates_next")
 
     def forecast(self, *, seed: int | None = None) -> Forecast:
         """The forecast from the frames seen so far (without pushing one)."""
@@ -289,6 +374,7 @@ class OnlineForecaster:
                 self.num_samples,
                 refinement=self.refinement,
                 feedback=self.feedback,
+                covariates=self.ahead,
             )
             for h in range(self.horizon):
                 rollout.step(feed_back=h + 1 < self.horizon)
