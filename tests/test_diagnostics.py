@@ -338,3 +338,23 @@ def test_plots_return_figures(model):
         diagnostics.plot_fan(fc, truth=windows[:2, 5:8])
     with pytest.raises(ValueError, match="feature"):
         diagnostics.plot_trace(tree, features=[7])
+
+
+def test_diagnostic_chains_of_a_model_with_covariates() -> None:
+    run_chains = diagnostics.run_chains
+    torch.manual_seed(0)
+    z = torch.randn(24, 9, 1)
+    windows = torch.cat([torch.randn(24, 9, 2).cumsum(1), z], -1)[..., :2] + z
+    model = SequenceFlow(features=2, hidden=8, layers=1, transforms=2, covariates=1)
+    model.fit(windows, context=4, epochs=1, progress=False, covariates=z)
+    with pytest.raises(ValueError, match="covariates"):
+        run_chains(model, windows[:2, :4], Refinement.paper(), num_draws=5, seed=0)
+    tree = run_chains(
+        model, windows[:2, :4], Refinement.paper(), num_draws=5, seed=0, covariates=z[:2, :5]
+    )
+    # The chains depend on the first forecast frame's covariate, as the forecast's do.
+    other = run_chains(
+        model, windows[:2, :4], Refinement.paper(), num_draws=5, seed=0, covariates=-z[:2, :5]
+    )
+    assert tree["posterior"]["y"].shape == other["posterior"]["y"].shape
+    assert not np.allclose(tree["posterior"]["y"].values, other["posterior"]["y"].values)

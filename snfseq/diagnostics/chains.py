@@ -140,6 +140,7 @@ def run_chains(
     num_warmup: int = 0,
     seed: int | None = None,
     feature_names: Sequence[str] | None = None,
+    covariates: Tensor | np.ndarray | None = None,
 ) -> xr.DataTree:
     """Diagnostic chains of every refinement block at the first forecast step of each series.
 
@@ -169,6 +170,8 @@ def run_chains(
             the refinement).
         seed: Makes the run reproducible (the global RNG is left as it was).
         feature_names: Names of the ``D`` features.
+        covariates: For a model with covariates, ``Tensor[B, T + 1, K]``: the context's and
+            the first forecast frame's (as :meth:`~snfseq.SequenceFlow.first_step` takes them).
 
     Returns:
         ``DataTree``: ``posterior["y"]`` with dims ``(chain, draw, block, series, feature)``
@@ -195,7 +198,7 @@ def run_chains(
         )
     if not refinement.blocks(model.flow.num_layers):
         raise ValueError("the refinement runs no block (after=[]): there are no chains to run")
-    c, step = model.first_step(context, num_chains)
+    c, step = model.first_step(context, num_chains, covariates)
     with seeded(seed, [c.device]), evaluating(model):
         start = time.perf_counter()
         z = torch.randn(c.shape[0], model.features, device=c.device, dtype=step.yhat.dtype)
