@@ -7,13 +7,15 @@ Example:
     'rwm'
 """
 
-from snfseq import energy, flows, kernels, snf, weights  # noqa: E402
+from snfseq import energy, flows, forecasting, kernels, snf, weights  # noqa: E402
 from snfseq.forecast import Forecast  # noqa: E402
+from snfseq.forecasting import FlowForecaster  # noqa: E402
 from snfseq.model import SequenceFlow  # noqa: E402
 from snfseq.snf import Refinement  # noqa: E402
 from snfseq.version import __version__  # noqa: E402
 
 __all__ = [
+    "FlowForecaster",
     "Forecast",
     "Refinement",
     "SequenceFlow",
@@ -22,6 +24,7 @@ __all__ = [
     "diagnostics",
     "energy",
     "flows",
+    "forecasting",
     "kernels",
     "landmarks",
     "metrics",
