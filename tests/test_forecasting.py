@@ -12,7 +12,7 @@ import pytest
 import torch
 import xarray as xr
 
-from snfseq import Refinement, forecasting
+from snfseq import Refinement, data, forecasting
 from snfseq.forecasting import (
     FlowForecaster,
     GaussianGRUForecaster,
@@ -33,13 +33,7 @@ QUICK = {"progress": False, "seed": 0}
 @pytest.fixture(scope="module")
 def macro() -> pd.DataFrame:
     """Wide DataFrame on a quarterly PeriodIndex: GDP near 1e4 beside rates near 1."""
-    from statsmodels.datasets import macrodata
-
-    raw = macrodata.load_pandas().data
-    index = pd.PeriodIndex.from_fields(
-        year=raw["year"].astype(int), quarter=raw["quarter"].astype(int), freq="Q"
-    )
-    return raw.drop(columns=["year", "quarter"]).set_axis(index)
+    return data.load_series("macrodata").target
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +107,8 @@ def test_wide_long_and_xarray_inputs_give_the_same_forecast(flow, macro) -> None
         coords={"time": macro.index, "series": list(macro.columns)},
     ).transpose("series", "time")  # dims in any order
     reference = flow.predict(macro, num_samples=30, seed=3).samples
-    for data in (_long(macro), array, macro.iloc[::-1]):  # rows in any order
-        assert torch.equal(flow.predict(data, num_samples=30, seed=3).samples, reference)
+    for given in (_long(macro), array, macro.iloc[::-1]):  # rows in any order
+        assert torch.equal(flow.predict(given, num_samples=30, seed=3).samples, reference)
     assert not torch.equal(flow.predict(macro, num_samples=30, seed=4).samples, reference)
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from snfseq import forecasting
+from snfseq import data, forecasting
 from snfseq.forecasting import FlowForecaster
 
 pytest.importorskip("statsmodels", reason="macrodata ships with statsmodels")
@@ -21,13 +21,7 @@ QUICK = {"progress": False, "seed": 0}
 @pytest.fixture(scope="module")
 def macro() -> pd.DataFrame:
     """Wide DataFrame on a quarterly PeriodIndex: 12 US macroeconomic series, 1959Q1-2009Q3."""
-    from statsmodels.datasets import macrodata
-
-    raw = macrodata.load_pandas().data
-    index = pd.PeriodIndex.from_fields(
-        year=raw["year"].astype(int), quarter=raw["quarter"].astype(int), freq="Q"
-    )
-    return raw.drop(columns=["year", "quarter"]).set_axis(index)
+    return data.load_series("macrodata").target
 
 
 def _long(frame: pd.DataFrame) -> pd.DataFrame:
