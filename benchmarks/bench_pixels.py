@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from snfseq import SequenceFlow, data, transfer
+from snfseq.demo import DemoConfig
 from snfseq.landmarks import get_layout
 
 RESULTS = Path(__file__).parent / "results"
@@ -46,15 +47,7 @@ def train(epochs: int) -> tuple[SequenceFlow, float]:
     sequences = data.face_sequences(layout=layout, progress=False)
     train_part, _ = data.split_sequences(sequences, (0.8, 0.2), by="time")
     windows = data.make_windows(train_part, CONTEXT, 8, 2)
-    model = SequenceFlow(
-        features=windows.shape[-1],
-        hidden=48,
-        layers=1,
-        dropout=0.1,
-        condition_size=32,
-        transforms=3,
-        flow_hidden=(48, 48),
-    )
+    model = DemoConfig().build_model(windows.shape[-1])
     tic = time.perf_counter()
     model.fit(
         windows,

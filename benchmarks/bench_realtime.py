@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from snfseq import Refinement, SequenceFlow, data
+from snfseq.demo import DemoConfig
 from snfseq.landmarks import get_layout
 from snfseq.motion import Renderer
 from snfseq.video import iter_frames
@@ -65,15 +66,7 @@ def demo_model(epochs: int) -> SequenceFlow:
     layout = get_layout("mesh10")
     sequences = data.face_sequences(layout=layout, progress=False)
     windows = data.make_windows(sequences, 8, 8, 2)
-    model = SequenceFlow(
-        features=windows.shape[-1],
-        hidden=48,
-        layers=1,
-        dropout=0.1,
-        condition_size=32,
-        transforms=3,
-        flow_hidden=(48, 48),
-    )
+    model = DemoConfig().build_model(windows.shape[-1])
     model.fit(windows, context=8, epochs=epochs, batch_size=32, lr=3e-3, seed=0, progress=False)
     model.layout = layout
     return model.eval()

@@ -54,6 +54,7 @@ import torch
 
 from snfseq import Refinement, SequenceFlow, data
 from snfseq.baselines import RandomWalkBaseline
+from snfseq.demo import DemoConfig
 from snfseq.files import atomic_write
 from snfseq.landmarks import get_layout
 from snfseq.motion.codec import KeypointCodec, bitrate
@@ -125,15 +126,7 @@ def train(settings: Settings) -> tuple[SequenceFlow, list[np.ndarray], list[int]
     train_windows = data.make_windows(train_part, CONTEXT, 8, stride=2)
     test_windows = data.make_windows(test_part, CONTEXT, 8, stride=2)
     torch.manual_seed(0)
-    model = SequenceFlow(
-        features=train_windows.shape[-1],
-        hidden=48,
-        layers=1,
-        dropout=0.1,
-        condition_size=32,
-        transforms=3,
-        flow_hidden=(48, 48),
-    )
+    model = DemoConfig().build_model(train_windows.shape[-1])
     tic = time.perf_counter()
     history = model.fit(
         train_windows,

@@ -69,6 +69,23 @@ class DemoConfig:
     stream_delays: tuple[int, ...] = (0, 2, 4, 6, 8)
     stream_frames: int | None = None
 
+    def build_model(self, features: int) -> SequenceFlow:
+        """The untrained demo-size model for ``features`` per frame (benchmarks use it too).
+
+        Example:
+            >>> DemoConfig().build_model(20).config.condition_size
+            32
+        """
+        return SequenceFlow(
+            features=features,
+            hidden=self.hidden,
+            layers=self.layers,
+            dropout=0.1,
+            condition_size=32,
+            transforms=self.transforms,
+            flow_hidden=self.flow_hidden,
+        )
+
 
 def _score(fc: Forecast, truth: torch.Tensor, seconds: float) -> dict[str, float]:
     samples = fc.samples
@@ -128,15 +145,7 @@ def run_demo(
     train_windows = data.make_windows(train, config.context, config.horizon, config.stride)
     test_windows = data.make_windows(test, config.context, config.horizon, config.stride)
 
-    model = SequenceFlow(
-        features=train_windows.shape[-1],
-        hidden=config.hidden,
-        layers=config.layers,
-        dropout=0.1,
-        condition_size=32,
-        transforms=config.transforms,
-        flow_hidden=config.flow_hidden,
-    )
+    model = config.build_model(train_windows.shape[-1])
     history = model.fit(
         train_windows,
         context=config.context,
