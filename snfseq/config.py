@@ -63,8 +63,8 @@ class SequenceFlowConfig:
 
     def __post_init__(self) -> None:
         self.flow_hidden = tuple(int(h) for h in self.flow_hidden)
-        if self.features < 2:
-            raise ValueError(f"features must be >= 2, got {self.features}")
+        if self.features < 1:
+            raise ValueError(f"features must be >= 1, got {self.features}")
         if self.cell not in ("gru", "lstm"):
             raise ValueError(f"cell must be 'gru' or 'lstm', got {self.cell!r}")
         if self.flow not in FLOW_KINDS:

@@ -331,7 +331,7 @@ def build_flow(
             coupling), ``"maf"`` and ``"nsf"`` (autoregressive: exact density, but sampling
             inverts one dimension at a time), ``"pyro-coupling"`` (Pyro's conditional affine
             coupling with permutations, through :class:`PyroLayer`).
-        features: Data features ``D`` (at least 2).
+        features: Data features ``D`` (at least 2 for coupling flows, 1 for ``maf``/``nsf``).
         condition_features: Size ``C`` of the condition vector (0: unconditional).
         transforms: Number of layers ``K``.
         hidden: Hidden widths of each layer's conditioner MLP.
@@ -348,8 +348,11 @@ def build_flow(
             "build_flow(context=...) is now condition_features=...", DeprecationWarning, 2
         )
         condition_features = context
-    if features < 2:
-        raise ValueError(f"flows need at least 2 features, got {features}")
+    if features < 1 or (features < 2 and kind not in ("maf", "nsf")):
+        raise ValueError(
+            f"flow {kind!r} needs at least 2 features, got {features} "
+            "(the autoregressive 'maf' and 'nsf' model one)"
+        )
     if transforms < 1:
         raise ValueError(f"transforms must be >= 1, got {transforms}")
     hidden = tuple(int(h) for h in hidden)

@@ -40,19 +40,28 @@ from snfseq.config import SequenceFlowConfig
 from snfseq.encoding import CovariateScaler, Encoding
 from snfseq.flows import ConditionalFlow, build_flow
 from snfseq.forecast import Forecast
-from snfseq.landmarks import Layout, layout_from_state
+from snfseq.landmarks.laid_out import LaidOut, layout_state, restore_layout
 from snfseq.normalize import ContextNormalizer
 from snfseq.rollout import OnlineForecaster, Rollout
 from snfseq.runtime import evaluating, seeded
 from snfseq.snf import ForecastStep, Refinement
 from snfseq.training import FitHistory, fit_loop
 from snfseq.validation import as_windows
+from snfseq.windows import Windows, batches
 
 CHECKPOINT_KIND = "snfseq.SequenceFlow"
 Feedback = Literal["sample", "mean"]
 
 
-class SequenceFlow(Encoding):
+# Lazily built windows: at most this many fit the normalisation (drawn at random; 256 windows
+# hold thousands of frames) and validate each epoch (evenly spaced over the validation block).
+_NORMALIZER_WINDOWS = 256
+_VALIDATION_WINDOWS = 1024
+# Windows per forward pass when validating.
+_VALIDATION_BATCH = 64
+
+
+class SequenceFlow(Encoding, LaidOut):
     """Recurrent encoder + conditional flow + point head (GRU-NF).
 
     Args:
@@ -98,44 +107,6 @@ class SequenceFlow(Encoding):
         self.normalizer = ContextNormalizer(config.features)
         if config.covariates:  # without covariates the parameters are those of the plain model
             self.covariate_scaler = CovariateScaler(config.covariates)
-        self._layout: Layout | None = None
-
-    @property
-    def layout(self) -> Layout | None:
-        """The fitted keypoint layout the features are in (saved with the model), or None.
-
-        Set it to the layout of the training data: :meth:`to_mesh` (and ``snfseq render``)
-        then map frames back to the face mesh.
-
-        Example:
-            >>> import numpy as np
-            >>> from snfseq.landmarks import get_layout
-            >>> mesh = np.random.default_rng(0).normal(size=(30, 468, 2))
-            >>> model = SequenceFlow(features=20, hidden=8, layers=1, transforms=2)
-            >>> model.layout = get_layout("mesh10").fit(mesh)
-            >>> model.to_mesh(np.zeros((5, 20))).shape
-            (5, 468, 2)
-        """
-        return self._layout
-
-    @layout.setter
-    def layout(self, layout: Layout | None) -> None:
-        if layout is not None:
-            if not layout.is_fitted:
-                raise ValueError(f"layout {layout.name!r} is not fitted; fit it on mesh frames")
-            if self.features % layout.num_keypoints:
-                raise ValueError(f"{layout!r} does not fit the model's {self.features} features")
-        self._layout = layout
-
-    def to_mesh(self, frames: Tensor | np.ndarray) -> np.ndarray:
-        """Maps frames ``[..., D]`` in the model's layout to face-mesh points ``[..., N, C]``."""
-        if self._layout is None:
-            raise ValueError("this model has no layout; set model.layout to the one it was fit in")
-        array = np.asarray(torch.as_tensor(frames).detach().cpu())
-        if array.shape[-1] != self.features:
-            raise ValueError(f"frames have {array.shape[-1]} features, the model {self.features}")
-        keypoints = array.reshape(*array.shape[:-1], self._layout.num_keypoints, -1)
-        return self._layout.expand(keypoints)
 
     @property
     def features(self) -> int:
@@ -149,6 +120,12 @@ class SequenceFlow(Encoding):
 
     def _as_windows(self, x: Tensor | np.ndarray, name: str, min_frames: int) -> Tensor:
         return as_windows(x, name, self.features, min_frames).to(self.device)
+
+    def _lazy(self, windows: Windows, covariates: object) -> Windows:
+        """Checked :class:`~snfseq.windows.Windows` ``[N, T, D + K]``, on the model's device."""
+        if covariates is not None:
+            raise ValueError("Windows carry their covariates as channels; pass covariates=None")
+        return windows.checked(self.features + self.config.covariates).to(self.device)
 
     # ------------------------------------------------------------------ likelihood
 
@@ -181,7 +158,7 @@ class SequenceFlow(Encoding):
 
     def fit(
         self,
-        windows: Tensor | np.ndarray,
+        windows: Tensor | np.ndarray | Windows,
         *,
         context: int | None = None,
         covariates: Tensor | np.ndarray | None = None,
@@ -195,7 +172,12 @@ class SequenceFlow(Encoding):
         """Trains by teacher-forced likelihood (loop: :func:`snfseq.training.fit_loop`).
 
         Args:
-            windows: Training windows ``Tensor[N, T, D]`` in data units.
+            windows: Training windows ``Tensor[N, T, D]`` in data units, or
+                :class:`~snfseq.windows.Windows` of a long series, built a batch at a time
+                (``[N, T, D + K]`` with the covariates as the last ``K`` channels; the
+                normalisation is then fitted on at most 256 of them, drawn at random, and
+                validation uses at most 1,024 evenly spaced windows of the last
+                ``val_fraction``).
             context: Frames of each window that set its normalisation (as at forecast time);
                 default ``T // 3``.
             covariates: ``Tensor[N, T, K]``, the covariates of every frame of ``windows``
@@ -210,8 +192,8 @@ class SequenceFlow(Encoding):
             seed: Seeds the randomness of training (initial shuffles, dropout).
             device: ``"cpu"``, ``"cuda"``...; default CUDA when available.
             **options: ``epochs`` (100), ``batch_size`` (64), ``lr`` (1e-3), ``weight_decay``
-                (1e-6), ``clip_norm`` (5), ``patience`` (10), ``progress`` (True): see
-                :func:`~snfseq.training.fit_loop`.
+                (1e-6), ``clip_norm`` (5), ``patience`` (10), ``num_batches_per_epoch`` (None:
+                every window once), ``progress`` (True): see :func:`~snfseq.training.fit_loop`.
 
         Returns:
             The :class:`~snfseq.training.FitHistory`.
@@ -219,28 +201,37 @@ class SequenceFlow(Encoding):
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.to(device)
-        train = self._as_windows(windows, "windows", 2)
+        features = self.features
+        train: Tensor | Windows
+        if isinstance(windows, Windows):
+            train = self._lazy(windows, covariates)
+        else:
+            train = self._joined(self._as_windows(windows, "windows", 2), covariates, "covariates")
         count, length = train.shape[:2]
         context = length // 3 if context is None else context
         if not 1 <= context < length:
             raise ValueError(f"context must be in [1, {length - 1}] for windows of {length} frames")
         # fit_loop batches rows: the frames and their covariates travel as one [N, T, D + K].
-        train = self._joined(train, covariates, "covariates")
-        val: Tensor | None = None
+        val: Tensor | Windows | None = None
         if val_windows is not None:
             val = self._as_windows(val_windows, "val_windows", context + 1)
             val = self._joined(val, val_covariates, "val_covariates")
         elif val_fraction > 0 and count >= 10:
             cut = count - max(1, int(round(val_fraction * count)))
             train, val = train[:cut], train[cut:]
+            if isinstance(val, Windows):
+                val = val[:: -(-len(val) // _VALIDATION_WINDOWS)]
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         if seed is not None:
             torch.manual_seed(seed)
-        features = self.features
-        self.normalizer.fit(train[..., :features].cpu(), context)
+        fitted = (
+            train.sample(_NORMALIZER_WINDOWS, generator) if isinstance(train, Windows) else train
+        )
+        self.normalizer.fit(fitted[..., :features].cpu(), context)
         self.normalizer.to(device)
         if self.config.covariates:
-            self.covariate_scaler.fit(train[..., features:])
+            self.covariate_scaler.fit(fitted[..., features:])
+        del fitted
 
         def loss(rows: Tensor) -> Tensor:
             frames, z = self._split(rows)
@@ -249,9 +240,12 @@ class SequenceFlow(Encoding):
 
         def validate() -> tuple[float, float]:
             assert val is not None
-            covariates = val[..., features:] if self.config.covariates else None
-            nll = self.nll(val[..., :features], context, covariates)
-            return float(loss(val)), float(nll.mean())
+            losses, nlls = [], []
+            for rows in batches(val, _VALIDATION_BATCH):
+                covariates = rows[..., features:] if self.config.covariates else None
+                nlls.append(self.nll(rows[..., :features], context, covariates))
+                losses.append(float(loss(rows)) * rows.shape[0])
+            return sum(losses) / len(val), float(torch.cat(nlls).mean())
 
         return fit_loop(
             self,
@@ -419,10 +413,8 @@ class SequenceFlow(Encoding):
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Writes config, weights, normalisation, layout and package version, atomically."""
-        extra = {}
-        if self._layout is not None:
-            state = {k: torch.from_numpy(v) for k, v in self._layout.state_dict().items()}
-            extra["layout"] = {"name": self._layout.name, "state": state}
+        layout = layout_state(self)
+        extra = {} if layout is None else {"layout": layout}
         config = asdict(self.config)
         return checkpoint.write(path, CHECKPOINT_KIND, config, self.state_dict(), extra)
 
@@ -436,9 +428,7 @@ class SequenceFlow(Encoding):
             config["condition_size"] = config.pop("context_size")
         model = cls(**config)
         checkpoint.load_state(model, state, path)
-        if "layout" in extra:
-            saved = {k: v.cpu().numpy() for k, v in extra["layout"]["state"].items()}
-            model.layout = layout_from_state(extra["layout"]["name"], saved)
+        restore_layout(model, extra.get("layout"))
         if map_location is not None:
             model.to(map_location)
         return model.eval()

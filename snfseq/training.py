@@ -28,6 +28,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from snfseq.windows import Windows
+
 
 @dataclass
 class FitHistory:
@@ -58,7 +60,7 @@ class FitHistory:
 
 def fit_loop(
     module: nn.Module,
-    rows: Tensor,
+    rows: Tensor | Windows,
     loss: Callable[[Tensor], Tensor],
     *,
     validate: Callable[[], tuple[float, float]] | None = None,
@@ -68,6 +70,7 @@ def fit_loop(
     weight_decay: float = 1e-6,
     clip_norm: float = 5.0,
     patience: int = 10,
+    num_batches_per_epoch: int | None = None,
     generator: torch.Generator | None = None,
     progress: bool = True,
 ) -> FitHistory:
@@ -76,7 +79,8 @@ def fit_loop(
     Args:
         module: The parameters to train; left in eval mode, with the best weights when
             validating.
-        rows: Training rows ``Tensor[N, ...]`` (batched along the first axis).
+        rows: Training rows ``Tensor[N, ...]`` (batched along the first axis), or
+            :class:`~snfseq.windows.Windows` that build each batch when it is drawn.
         loss: Scalar loss of a batch ``Tensor[n, ...]``.
         validate: Returns ``(val_loss, val_nll)`` for the current weights (called in eval
             mode, without gradients); None disables validation and early stopping.
@@ -86,8 +90,11 @@ def fit_loop(
         weight_decay: Adam weight decay.
         clip_norm: Gradient-norm clip.
         patience: Epochs without validation improvement before stopping.
+        num_batches_per_epoch: Batches per epoch (an "epoch" is then this many batches,
+            drawn in a shuffled order that continues across epochs, as GluonTS trains on long
+            histories); None: one pass over ``rows``.
         generator: Random generator of the shuffling.
-        progress: Show a tqdm bar.
+        progress: Show a tqdm bar (counting batches, with the epoch and the losses).
 
     Returns:
         The :class:`FitHistory`.
@@ -103,21 +110,30 @@ def fit_loop(
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError("epochs and batch_size must be >= 1")
+    if num_batches_per_epoch is not None and num_batches_per_epoch < 1:
+        raise ValueError(f"num_batches_per_epoch must be >= 1, got {num_batches_per_epoch}")
+    count = len(rows)
     optimizer = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = math.ceil(rows.shape[0] / batch_size)
+    steps_per_epoch = num_batches_per_epoch or math.ceil(count / batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch
     )
     history = FitHistory()
     best_state: dict[str, Tensor] | None = None
     best, stale = math.inf, 0
-    bar = tqdm(range(epochs), desc="fit", disable=not progress, unit="epoch")
-    for epoch in bar:
+    bar = tqdm(total=epochs * steps_per_epoch, desc="fit", disable=not progress, unit="batch")
+    order, position = torch.randperm(count, generator=generator), 0
+    for epoch in range(epochs):
         module.train()
-        order = torch.randperm(rows.shape[0], generator=generator).to(rows.device)
-        total = 0.0
-        for start in range(0, rows.shape[0], batch_size):
-            batch = rows[order[start : start + batch_size]]
+        total, seen = 0.0, 0
+        for _ in range(steps_per_epoch):
+            if position >= count:
+                order, position = torch.randperm(count, generator=generator), 0
+            index = order[position : position + batch_size]
+            position += batch_size
+            if num_batches_per_epoch is None and position >= count:
+                position = count  # one pass per epoch: the next epoch reshuffles
+            batch = rows[index.to(rows.device)]
             value = loss(batch)
             optimizer.zero_grad(set_to_none=True)
             value.backward()
@@ -125,9 +141,11 @@ def fit_loop(
             optimizer.step()
             scheduler.step()
             total += float(value.detach()) * batch.shape[0]
-        history.train_loss.append(total / rows.shape[0])
+            seen += batch.shape[0]
+            bar.update()
+        history.train_loss.append(total / seen)
         history.lr.append(float(scheduler.get_last_lr()[0]))
-        postfix = {"loss": f"{history.train_loss[-1]:.3f}"}
+        postfix = {"epoch": str(epoch + 1), "loss": f"{history.train_loss[-1]:.3f}"}
         if validate is not None:
             module.eval()
             with torch.no_grad():

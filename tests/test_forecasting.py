@@ -21,7 +21,6 @@ from snfseq.forecasting import (
     SeasonalNaiveForecaster,
 )
 from snfseq.forecasting.backtesting import JOINT_METRICS, SERIES_METRICS
-from snfseq.forecasting.forecaster import model_takes_covariates
 
 pytest.importorskip("statsmodels", reason="macrodata ships with statsmodels")
 
@@ -381,7 +380,6 @@ def test_gaussian_gru_reads_each_covariate_at_the_step_it_belongs_to(macro) -> N
     assert torch.equal(gru.predict(series, before, num_samples=10, seed=0).samples, reference)
 
 
-@pytest.mark.skipif(not model_takes_covariates(), reason="SequenceFlow takes no covariates here")
 def test_flow_conditions_on_calendar_features_and_covariates(flow, macro) -> None:
     assert flow.model_.config.covariates == 2  # month of year, sine and cosine
     series, covariates = macro.drop(columns=["unemp"]), macro[["unemp"]]
@@ -392,15 +390,6 @@ def test_flow_conditions_on_calendar_features_and_covariates(flow, macro) -> Non
     assert not torch.equal(a, b)
     with pytest.raises(ValueError, match="data has no timestamps"):
         flow.predict(macro.to_numpy(), num_samples=5)
-
-
-@pytest.mark.skipif(model_takes_covariates(), reason="SequenceFlow takes covariates here")
-def test_flow_without_covariate_support_refuses_covariates(macro) -> None:
-    with pytest.raises(NotImplementedError, match="covariates need a SequenceFlow that takes them"):
-        FlowForecaster(H, C, **TINY).fit(macro, macro[["unemp"]], epochs=1, **QUICK)
-
-
-# ---------------------------------------------------------------------------- bad input
 
 
 def test_bad_prediction_input_and_settings_are_refused(flow, macro) -> None:

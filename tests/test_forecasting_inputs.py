@@ -88,7 +88,6 @@ def _bad_inputs(macro: pd.DataFrame) -> dict[str, tuple[object, str]]:
         ),
         "constant": (macro.assign(const=5.0), r"column 'const' of data is constant \(5\)"),
         "too short": (macro.iloc[:15], "data has 15 timestamps .*; training .* needs at least 16"),
-        "one series": (macro[["cpi"]], "needs at least 2, got 1 \\('cpi'\\)"),
         "long duplicate": (
             pd.concat([long, long.iloc[[3]]]),
             "series 'realgdp' has timestamp 1959Q4 more than once",
@@ -116,7 +115,6 @@ BAD_INPUTS = [
     "infinite",
     "constant",
     "too short",
-    "one series",
     "long duplicate",
     "long text time",
     "no time dim",

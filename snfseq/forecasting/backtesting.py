@@ -34,7 +34,14 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["JOINT_METRICS", "SERIES_METRICS", "score_windows", "summary", "window_cutoffs"]
+__all__ = [
+    "JOINT_METRICS",
+    "SERIES_METRICS",
+    "rolling_backtest",
+    "score_windows",
+    "summary",
+    "window_cutoffs",
+]
 
 from typing import Any
 
@@ -44,6 +51,7 @@ import torch
 from torch import Tensor
 
 from snfseq import metrics
+from snfseq.forecasting.inputs import History
 
 #: Scores per series and forecast step.
 SERIES_METRICS = ("crps", "crps_scaled", "mae", "mse", "coverage_50", "coverage_90")
@@ -184,7 +192,7 @@ def score_windows(
         [[2, 1, 1.0]]
     """
     horizon = samples.shape[2]
-    values = torch.tensor(frame.to_numpy(dtype=np.float64))
+    values = torch.tensor(np.ascontiguousarray(frame.to_numpy(dtype=np.float64)))
     obs = torch.stack([values[c : c + horizon] for c in cutoffs])
     scale = torch.stack([values[:c].diff(dim=0).abs().mean(0) for c in cutoffs])
     scale = torch.where(scale > 0, scale, torch.nan)
@@ -222,3 +230,66 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     result["all series"] = np.where(scale_free, result[own].to_numpy().mean(1), np.nan)
     result.columns.name = None
     return result
+
+
+def rolling_backtest(
+    forecaster: Any,
+    data: Any,
+    covariates: Any,
+    *,
+    windows: int,
+    stride: int | None,
+    refit: bool,
+    use_fitted: bool,
+    num_samples: int,
+    seed: int | None,
+    fit_options: dict[str, Any] | None,
+    options: dict[str, Any],
+) -> pd.DataFrame:
+    """:meth:`Forecaster.backtest <snfseq.forecasting.Forecaster.backtest>` (see there and the
+    module): trains (a copy of) ``forecaster``, forecasts every window (all at once without
+    ``refit``) and scores them with :func:`score_windows`.
+
+    Example:
+        >>> import numpy as np
+        >>> from snfseq.forecasting import RandomWalkForecaster
+        >>> data = np.random.default_rng(0).normal(size=(30, 1)).cumsum(0)
+        >>> table = rolling_backtest(RandomWalkForecaster(2), data, None, windows=2, stride=None,
+        ...     refit=True, use_fitted=False, num_samples=10, seed=0, fit_options=None, options={})
+        >>> sorted(table["cutoff"].unique())
+        [25, 27]
+    """
+    if use_fitted and refit:
+        raise ValueError("use_fitted=True scores the forecaster as trained; refit=True retrains")
+    trained = forecaster if use_fitted else forecaster.clone()
+    if use_fitted:
+        forecaster._check_fitted()
+    history = trained._history(data)
+    frame, horizon = history.frame, forecaster.prediction_length
+    stride = horizon if stride is None else stride
+    needed = forecaster.min_history(fitting=not use_fitted)
+    cutoffs = window_cutoffs(len(frame), horizon, windows, stride, *needed)
+    fit_options = {"seed": seed} | (fit_options or {})
+    if not use_fitted and not refit:
+        trained.fit(frame.iloc[: cutoffs[0]], covariates, **fit_options)
+    # One model forecasts every window at once; a refit forecasts its own window.
+    groups = [[c] for c in cutoffs] if refit else [cutoffs]
+    samples, log_weights = [], []
+    for k, group in enumerate(groups):
+        if refit:
+            trained = forecaster.clone().fit(frame.iloc[: group[0]], covariates, **fit_options)
+        pasts = [History(frame.iloc[:cutoff], history.freq) for cutoff in group]
+        features = [trained._features(past, covariates, horizon) for past in pasts]
+        drawn, log_w = trained._sample(
+            [past.values for past in pasts],
+            None if features[0] is None else features,  # type: ignore[arg-type]
+            num_samples,
+            None if seed is None else seed + k,
+            **options,
+        )
+        samples.append(drawn)
+        log_weights.append(log_w)
+    present = [w for w in log_weights if w is not None]
+    weights = torch.cat(present, 1) if present else None
+    model = f"{type(forecaster).__name__} ({trained.variant(**options)})"
+    return score_windows(model, frame, cutoffs, torch.cat(samples, 1), weights)

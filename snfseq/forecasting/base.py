@@ -1,5 +1,6 @@
-"""What every forecaster of :mod:`snfseq.forecasting` shares: input handling, covariates and
-calendar features, ``fit``/``predict``/``backtest``, and checkpoints.
+"""What every forecaster of :mod:`snfseq.forecasting` shares: input handling, features,
+``fit``/``predict``/``backtest`` (:mod:`~snfseq.forecasting.backtesting`) and checkpoints
+(:mod:`~snfseq.forecasting.persistence`).
 
 A forecaster implements three methods on plain arrays: ``_fit`` (one history ``[T, D]`` and its
 features ``[T, K]``), ``_sample`` (a batch of histories, each with its features over the history
@@ -20,6 +21,7 @@ from __future__ import annotations
 __all__ = ["Forecaster"]
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,24 +31,16 @@ import torch
 from torch import Tensor, nn
 
 from snfseq import checkpoint
-from snfseq.forecasting.backtesting import score_windows, window_cutoffs
+from snfseq.forecasting.backtesting import rolling_backtest
 from snfseq.forecasting.covariates import Features
 from snfseq.forecasting.frequency import Freq, future_index
 from snfseq.forecasting.inputs import History, LongFormat, check_length, prepare, to_wide
+from snfseq.forecasting.persistence import fitted_state, restore_fitted
 from snfseq.forecasting.result import Prediction
 from snfseq.forecasting.scaling import Scaling, check_scaling, history_scale
 
 if TYPE_CHECKING:
     from typing_extensions import Self
-
-
-def _plain(name: Any) -> str | int:
-    """A column name a weights-only checkpoint can hold."""
-    if isinstance(name, str | np.str_):
-        return str(name)
-    if isinstance(name, int | np.integer) and not isinstance(name, bool):
-        return int(name)
-    raise ValueError(f"column name {name!r} is not a str or int; rename it to save the forecaster")
 
 
 class Forecaster:
@@ -286,20 +280,87 @@ class Forecaster:
             2001-07-01  2.5
             2001-08-01  3.5
         """
+        return self._predict([data], [covariates], ["data"], num_samples, seed, options)[0]
+
+    def predict_batch(
+        self,
+        histories: Sequence[Any],
+        covariates: Sequence[Any] | None = None,
+        num_samples: int = 100,
+        *,
+        seed: int | None = None,
+        **options: Any,
+    ) -> list[Prediction]:
+        """Forecasts after each of several histories of the fitted series in one batched call
+        (``B`` histories sample as ``Tensor[S, B, H, D]`` at once, far faster than ``B`` calls
+        of :meth:`predict`).
+
+        Args:
+            histories: The histories, each any accepted format; their lengths and end times
+                may differ.
+            covariates: One covariate table per history (forecasters that take them).
+            num_samples: Sample paths ``S`` of each.
+            seed: Makes the samples reproducible.
+            **options: Sampling options of the forecaster (``refinement``...).
+
+        Returns:
+            One :class:`~snfseq.forecasting.Prediction` per history, in order.
+
+        Example:
+            >>> import numpy as np, pandas as pd
+            >>> from snfseq.forecasting import RandomWalkForecaster
+            >>> data = pd.Series(np.arange(30.0), name="y",
+            ...                  index=pd.date_range("2020-01-01", periods=30, freq="D"))
+            >>> walk = RandomWalkForecaster(2).fit(data)
+            >>> [str(p.index[0].date()) for p in walk.predict_batch([data[:10], data], seed=0)]
+            ['2020-01-11', '2020-01-31']
+        """
+        if isinstance(histories, str) or not isinstance(histories, Sequence) or not histories:
+            raise ValueError("histories must be a non-empty list of histories")
+        if covariates is not None and len(covariates) != len(histories):
+            raise ValueError(
+                f"covariates must give one table per history: {len(covariates)} for "
+                f"{len(histories)} histories"
+            )
+        names = [f"histories[{b}]" for b in range(len(histories))]
+        tables = [None] * len(histories) if covariates is None else list(covariates)
+        return self._predict(histories, tables, names, num_samples, seed, options)
+
+    def _predict(
+        self,
+        histories: Sequence[Any],
+        covariates: Sequence[Any],
+        names: list[str],
+        num_samples: int,
+        seed: int | None,
+        options: dict[str, Any],
+    ) -> list[Prediction]:
+        """:meth:`predict_batch`, with the names of the histories for errors."""
         self._check_fitted()
         if int(num_samples) != num_samples or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples}")
-        history = self._history(data)
-        check_length(history, *self.min_history(fitting=False))
-        features = self._features(history, covariates, self.prediction_length)
+        parsed = [self._history(data, name) for data, name in zip(histories, names, strict=True)]
+        features = []
+        for history, table, name in zip(parsed, covariates, names, strict=True):
+            check_length(history, *self.min_history(fitting=False), name=name)
+            features.append(self._features(history, table, self.prediction_length))
         samples, log_weights = self._sample(
-            [history.values],
-            None if features is None else [features],
+            [history.values for history in parsed],
+            None if features[0] is None else features,  # type: ignore[arg-type]
             int(num_samples),
             seed,
             **options,
         )
-        return self._prediction(history, samples, log_weights, self.variant(**options))
+        variant = self.variant(**options)
+        return [
+            self._prediction(
+                history,
+                samples[:, b : b + 1],
+                None if log_weights is None else log_weights[:, b : b + 1],
+                variant,
+            )
+            for b, history in enumerate(parsed)
+        ]
 
     def backtest(
         self,
@@ -341,42 +402,10 @@ class Forecaster:
             >>> int(table.groupby("metric").size()["crps"]), table["window"].unique().tolist()
             (24, [0, 1, 2, 3])
         """
-        if use_fitted and refit:
-            raise ValueError(
-                "use_fitted=True scores the forecaster as trained; refit=True retrains"
-            )
-        trained = self if use_fitted else self.clone()
-        if use_fitted:
-            self._check_fitted()
-        history = trained._history(data)
-        frame, horizon = history.frame, self.prediction_length
-        stride = horizon if stride is None else stride
-        needed = self.min_history(fitting=not use_fitted)
-        cutoffs = window_cutoffs(len(frame), horizon, windows, stride, *needed)
-        fit_options = {"seed": seed} | (fit_options or {})
-        if not use_fitted and not refit:
-            trained.fit(frame.iloc[: cutoffs[0]], covariates, **fit_options)
-        # One model forecasts every window at once; a refit forecasts its own window.
-        groups = [[c] for c in cutoffs] if refit else [cutoffs]
-        samples, log_weights = [], []
-        for k, group in enumerate(groups):
-            if refit:
-                trained = self.clone().fit(frame.iloc[: group[0]], covariates, **fit_options)
-            pasts = [History(frame.iloc[:cutoff], history.freq) for cutoff in group]
-            features = [trained._features(past, covariates, horizon) for past in pasts]
-            drawn, log_w = trained._sample(
-                [past.values for past in pasts],
-                None if features[0] is None else features,  # type: ignore[arg-type]
-                num_samples,
-                None if seed is None else seed + k,
-                **options,
-            )
-            samples.append(drawn)
-            log_weights.append(log_w)
-        present = [w for w in log_weights if w is not None]
-        weights = torch.cat(present, 1) if present else None
-        model = f"{type(self).__name__} ({trained.variant(**options)})"
-        return score_windows(model, frame, cutoffs, torch.cat(samples, 1), weights)
+        settings: dict[str, Any] = {"windows": windows, "stride": stride, "refit": refit}
+        settings |= {"use_fitted": use_fitted, "num_samples": num_samples, "seed": seed}
+        settings["fit_options"] = fit_options
+        return rolling_backtest(self, data, covariates, options=options, **settings)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -400,22 +429,7 @@ class Forecaster:
             ...     walk.predict(data, seed=0).samples)
             (['a'], True, True)
         """
-        columns = self._check_fitted()
-        features = self.features_
-        state = {
-            "series_scale": torch.from_numpy(self.series_scale_.copy()),
-            "covariate_mean": torch.from_numpy(np.array(features.mean, dtype=np.float64)),
-            "covariate_std": torch.from_numpy(np.array(features.std, dtype=np.float64)),
-        }
-        for name, module in self._modules().items():
-            state |= {f"{name}.{key}": value for key, value in module.state_dict().items()}
-        fitted = {
-            "columns": [_plain(c) for c in columns],
-            "freq": self.freq_,
-            "calendar_columns": list(features.calendar_columns),
-            "covariate_columns": [_plain(c) for c in features.covariate_columns],
-            "modules": self._extra(),
-        }
+        state, fitted = fitted_state(self)
         return checkpoint.write(path, self._kind(), self._params, state, {"fitted": fitted})
 
     @classmethod
@@ -425,20 +439,5 @@ class Forecaster:
         """Reads a checkpoint written by :meth:`save` (``torch.load(weights_only=True)``)."""
         params, state, extra = checkpoint.read_all(path, cls._kind(), map_location)
         forecaster = cls(**params)
-        fitted = extra["fitted"]
-        forecaster.series_scale_ = state.pop("series_scale").double().numpy()
-        forecaster.features_ = Features(
-            list(fitted["calendar_columns"]),
-            list(fitted["covariate_columns"]),
-            state.pop("covariate_mean").double().numpy(),
-            state.pop("covariate_std").double().numpy(),
-        )
-        forecaster.freq_ = fitted["freq"]
-        forecaster._restore(state, fitted["modules"])
-        for name, module in forecaster._modules().items():
-            prefix = f"{name}."
-            own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-            checkpoint.load_state(module, own, path)
-            module.to(map_location or "cpu").eval()
-        forecaster.columns_ = list(fitted["columns"])
+        restore_fitted(forecaster, state, extra["fitted"], path, map_location)
         return forecaster

@@ -24,9 +24,8 @@ __all__ = ["calendar_features", "season_length"]
 
 import numpy as np
 import pandas as pd
-from pandas.tseries.frequencies import to_offset
 
-from snfseq.forecasting.frequency import Freq, nominal_step
+from snfseq.forecasting.frequency import Freq, as_offset, nominal_step
 
 
 def _timestamps(index: pd.Index) -> pd.DatetimeIndex:
@@ -87,11 +86,8 @@ def season_length(freq: Freq) -> int:
         return 1
     if step < 1:
         return max(1, round(1 / step))
-    try:
-        if isinstance(to_offset(freq), pd.offsets.BusinessDay):
-            return 5
-    except ValueError:  # a period alias, no offset alias: not business days
-        pass
+    if isinstance(as_offset(str(freq)), pd.offsets.BusinessDay):
+        return 5
     if step < 7:
         return max(1, round(7 / step))
     return max(1, round(365.25 / step))

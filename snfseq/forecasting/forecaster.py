@@ -1,13 +1,13 @@
 """`FlowForecaster`: :class:`~snfseq.SequenceFlow` (GRU-NF, GRU-SNF with a refinement) on
 pandas/xarray series, all series modelled jointly.
 
-Training cuts the history into every window of ``context_length + prediction_length`` steps,
-divides each window by the scale of its own context (``scaling``) and trains the flow by
-likelihood; a prediction divides the last ``context_length`` steps by theirs, samples the flow
-and multiplies back. Calendar features and user covariates reach the model only when
-:class:`~snfseq.config.SequenceFlowConfig` has a ``covariates`` field: without it, user
-covariates raise ``NotImplementedError`` and calendar features are not used (the forecast then
-conditions on the series alone).
+Training cuts the history into every window of ``context_length + prediction_length`` steps
+(built a batch at a time, :class:`snfseq.windows.Windows`, so that long histories of many
+series fit in memory), divides each window by the scale of its own context (``scaling``) and
+trains the flow by likelihood; a prediction divides the last ``context_length`` steps by
+theirs, samples the flow and multiplies back. Calendar features of the timestamps and user
+covariates known over the horizon condition the encoder and the flow (they are not
+forecast). One series takes a spline autoregressive flow (:meth:`FlowForecaster.flow_options`).
 
 Example:
     >>> import numpy as np, pandas as pd
@@ -24,7 +24,7 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["FLOW_DEFAULTS", "FlowForecaster", "model_takes_covariates"]
+__all__ = ["FLOW_DEFAULTS", "FlowForecaster"]
 
 from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Any
@@ -37,9 +37,10 @@ from snfseq.config import SequenceFlowConfig
 from snfseq.forecasting.base import Forecaster
 from snfseq.forecasting.frequency import Freq
 from snfseq.forecasting.inputs import History
-from snfseq.forecasting.scaling import Scaling, context_scale, sliding_windows
+from snfseq.forecasting.scaling import ContextScaling, Scaling, context_scale
 from snfseq.model import SequenceFlow
 from snfseq.runtime import seeded
+from snfseq.windows import Windows
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -60,18 +61,9 @@ FLOW_DEFAULTS: dict[str, Any] = {
 }
 
 
-def model_takes_covariates() -> bool:
-    """Whether this snfseq's :class:`~snfseq.SequenceFlow` conditions on covariates.
-
-    Example:
-        >>> model_takes_covariates() in (True, False)
-        True
-    """
-    return "covariates" in {f.name for f in fields(SequenceFlowConfig)}
-
-
 class FlowForecaster(Forecaster):
-    """GRU-NF / GRU-SNF forecaster of jointly modelled series (at least 2).
+    """GRU-NF / GRU-SNF forecaster of jointly modelled series (one series takes a spline
+    autoregressive flow, see :meth:`flow_options`).
 
     Args:
         prediction_length: Steps to forecast ``H``.
@@ -133,16 +125,22 @@ class FlowForecaster(Forecaster):
         self._params |= model_options
         self.model_: SequenceFlow | None = None
 
-    @property
-    def takes_features(self) -> bool:  # type: ignore[override]
-        """Whether calendar features and covariates reach the model (see the module)."""
-        return model_takes_covariates()
+    #: Calendar features and covariates condition the encoder and the flow.
+    takes_features = True
 
-    def _no_covariates(self) -> Exception:
-        return NotImplementedError(
-            "covariates need a SequenceFlow that takes them (a 'covariates' field of "
-            "SequenceFlowConfig), which this snfseq lacks; use GaussianGRUForecaster"
-        )
+    def flow_options(self, series: int) -> dict[str, Any]:
+        """The SequenceFlow options for ``series`` jointly modelled series: the given ones over
+        :data:`FLOW_DEFAULTS`; one series takes the spline autoregressive flow (``"nsf"``)
+        unless a flow was chosen, since coupling flows split the features in two.
+
+        Example:
+            >>> f = FlowForecaster(prediction_length=2, context_length=4)
+            >>> f.flow_options(1)["flow"], f.flow_options(3).get("flow", "realnvp")
+            ('nsf', 'realnvp')
+        """
+        if series == 1 and "flow" not in self._params:
+            return self.model_options | {"flow": "nsf"}
+        return self.model_options
 
     def variant(self, **options: Any) -> str:
         """``"GRU-NF"``, or ``"GRU-SNF (<kernel>)"`` with a refinement.
@@ -226,32 +224,19 @@ class FlowForecaster(Forecaster):
         """Trains on every window; ``options`` go to :meth:`snfseq.SequenceFlow.fit`
         (``batch_size``, ``lr``, ``val_fraction``, ``patience``, ``device``...)."""
         values = history.values
-        if values.shape[1] < 2:
-            raise ValueError(
-                f"FlowForecaster models series jointly and needs at least 2, got 1 "
-                f"({history.columns[0]!r}); use GaussianGRUForecaster for a single series"
-            )
         assert self.context_length is not None
         context, length = self.context_length, self.context_length + self.prediction_length
-        cut = sliding_windows(values, length)
-        scale = context_scale(cut[:, :context], self.scaling, self.series_scale_)
-        scaled = torch.as_tensor(cut / scale[:, None], dtype=torch.float32)
-        extra: dict[str, Any] = {}
-        config: dict[str, Any] = {}
-        if features is not None:
-            extra["covariates"] = torch.as_tensor(
-                sliding_windows(features, length), dtype=torch.float32
-            )
-            config["covariates"] = features.shape[1]
+        # The windows are built a batch at a time (snfseq.windows): a long history of many
+        # series is kept once, not once per window.
+        channels = values if features is None else np.concatenate([values, features], 1)
+        series = values.shape[1]
+        scaler = ContextScaling(context, series, self.scaling, self.series_scale_)
+        windows = Windows(torch.tensor(channels, dtype=torch.float32), length, None, scaler)
+        config = {} if features is None else {"covariates": features.shape[1]}
         with seeded(seed):
-            model = SequenceFlow(features=values.shape[1], **(self.model_options | config))
+            model = SequenceFlow(features=series, **(self.flow_options(series) | config))
             self.fit_history_ = model.fit(
-                scaled,
-                context=context,
-                epochs=epochs,
-                progress=progress,
-                seed=seed,
-                **(options | extra),
+                windows, context=context, epochs=epochs, progress=progress, seed=seed, **options
             )
         self.model_ = model
 

@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["Freq", "future_index", "label", "nominal_step", "on_grid"]
+__all__ = ["Freq", "as_offset", "future_index", "label", "nominal_step", "on_grid"]
 
 import math
 import warnings
@@ -156,6 +156,22 @@ def future_index(index: pd.Index, freq: Freq, horizon: int) -> pd.Index:
     return pd.RangeIndex(int(last) + step, int(last) + step * (horizon + 1), step)
 
 
+def as_offset(freq: str) -> pd.DateOffset | None:
+    """The pandas offset of a frequency alias, or None for a period alias that is no offset
+    alias (``"Q-DEC"`` in pandas 3; pandas 2 takes it with a FutureWarning, silenced here).
+
+    Example:
+        >>> as_offset("30min")
+        <30 * Minutes>
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            return to_offset(freq)
+        except ValueError:
+            return None
+
+
 def nominal_step(freq: Freq) -> float:
     """Length of one step in days (``math.inf`` for integer steps or unknown frequencies).
 
@@ -165,9 +181,8 @@ def nominal_step(freq: Freq) -> float:
     """
     if freq is None or isinstance(freq, int):
         return math.inf
-    try:
-        offset = to_offset(freq)
-    except ValueError:  # a period alias ("Q-DEC") that is no offset alias in pandas 3
+    offset = as_offset(freq)
+    if offset is None:  # a period alias ("Q-DEC") that is no offset alias in pandas 3
         starts = pd.period_range("2001-01-01", periods=2, freq=freq).to_timestamp(how="start")
         return float((starts[1] - starts[0]) / pd.Timedelta(days=1))
     start = offset.rollforward(pd.Timestamp("2001-01-01"))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 __all__ = [
     "SCALINGS",
+    "ContextScaling",
     "Scaling",
     "check_scaling",
     "context_scale",
@@ -35,6 +36,8 @@ __all__ = [
 from typing import Literal
 
 import numpy as np
+import torch
+from torch import Tensor
 
 Scaling = Literal["mean_abs", "std"] | None
 #: The accepted ``scaling`` values.
@@ -110,3 +113,32 @@ def sliding_windows(values: np.ndarray, length: int) -> np.ndarray:
     """
     view = np.lib.stride_tricks.sliding_window_view(values, length, axis=0)
     return np.ascontiguousarray(np.moveaxis(view, -1, 1))
+
+
+class ContextScaling:
+    """Divides the first ``series`` channels of each window ``Tensor[n, L, C]`` by the scale of
+    its first ``context`` steps (:func:`context_scale` in torch, on the batch's device): the
+    transform of the :class:`~snfseq.windows.Windows` a forecaster trains on.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> scaler = ContextScaling(2, series=1, scaling="mean_abs", floor=np.ones(1))
+        >>> scaler(torch.tensor([[[2.0, 7.0], [4.0, 7.0], [6.0, 7.0]]]))[0, :, 0]
+        tensor([0.6667, 1.3333, 2.0000])
+    """
+
+    def __init__(self, context: int, series: int, scaling: Scaling, floor: np.ndarray) -> None:
+        self.context, self.series, self.scaling = context, series, scaling
+        self.floor = 0.01 * torch.as_tensor(floor, dtype=torch.float32)
+
+    def __call__(self, batch: Tensor) -> Tensor:
+        if self.scaling is None:
+            return batch
+        frames = batch[..., : self.series]
+        head = frames[:, : self.context]
+        if self.scaling == "mean_abs":
+            scale = head.abs().mean(1)
+        else:
+            scale = head.std(1, correction=0)
+        scale = torch.maximum(scale, self.floor.to(scale))
+        return torch.cat([frames / scale[:, None], batch[..., self.series :]], -1)

@@ -1,95 +1,43 @@
-"""The ``snfseq`` command.
-
-Subcommands:
-
-* ``snfseq demo``: train GRU-NF on face landmarks from the bundled real videos, compare
-  with GRU-SNF, write a checkpoint, metrics and plots.
-* ``snfseq extract VIDEO -o KEYPOINTS.nc``: face (or pose) landmarks of a video.
-* ``snfseq train KEYPOINTS... -o MODEL.pt``: train on keypoint files (npz, nc, zarr); face
-  meshes are reduced through a layout fitted on them, which the checkpoint keeps.
-* ``snfseq forecast MODEL.pt KEYPOINTS -o FORECAST.nc``: forecast from the last frames.
-* ``snfseq render MODEL.pt VIDEO -o OUT.mp4``: motion transfer over a video: rolling lead-h
-  forecasts rendered side by side with the real video, and their pixel scores (``OUT.json``).
-* ``snfseq stream MODEL.pt VIDEO -o REPORT_DIR``: the video's keypoints streamed over a
-  delayed, lossy link to hold, linear and forecast receivers, swept over delay, send interval
-  and loss (``report.nc``, three plots, a table).
-
-Options are checked before any work starts; a bad one, or any error, ends the command with
-exit status 2 and a one-line message.
+"""The motion commands of ``snfseq``: ``demo``, ``extract``, ``train``, ``forecast``,
+``render`` and ``stream`` (their options, and what each one does once they are checked).
 
 Example:
-    >>> build_parser().parse_args(["demo", "--epochs", "3"]).epochs
-    3
+    >>> import argparse
+    >>> commands = argparse.ArgumentParser().add_subparsers(dest="command")
+    >>> add_parsers(commands)
+    >>> list(commands.choices) == list(COMMANDS)
+    True
 """
 
 from __future__ import annotations
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "add_parsers", "run"]
 
 import argparse
 import json
 import math
-import os
-import shutil
-import sys
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from snfseq import data, motion, transfer
-from snfseq.data.io import SUFFIXES
+from snfseq.cli.checks import check_motion, write_into
 from snfseq.demo import DemoConfig, format_results, run_demo
 from snfseq.files import atomic_write
-from snfseq.landmarks import get_layout
 from snfseq.model import SequenceFlow
 from snfseq.transfer import VARIANTS
 
-_VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
-# The output suffixes of each command.
-_OUTPUTS = {
-    "extract": SUFFIXES,
-    "train": (".pt",),
-    "forecast": (".nc",),
-    "render": _VIDEO_SUFFIXES,
-}
-# Integer options and their least value.
-_COUNTS = {
-    "epochs": 1,
-    "samples": 1,
-    "context": 1,
-    "horizon": 1,
-    "hidden": 1,
-    "layers": 1,
-    "transforms": 1,
-    "num_samples": 1,
-    "best": 1,
-    "frames": 1,
-    "max_gap": 0,
-    "source_frame": 0,
-    "lead": 1,
-    "start_frame": 0,
-}
-# Input files of each command, by option name.
-_VIDEO_INPUTS = ("model", "video", "keypoints")
-_INPUTS = {"forecast": ("model", "keypoints"), "render": _VIDEO_INPUTS, "stream": _VIDEO_INPUTS}
-# The lists of ``snfseq stream``: option, type, least value, whether values must stay below 1.
-_LISTS = (("delays", int, 0, False), ("every", int, 1, False), ("losses", float, 0, True))
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``snfseq`` command.
+def add_parsers(commands: Any) -> None:
+    """Adds the motion commands to ``commands``, the subparsers of the ``snfseq`` parser.
 
     Example:
-        >>> args = build_parser().parse_args(["train", "a.nc", "b.nc", "-o", "m.pt"])
-        >>> args.command, args.keypoints, args.output, args.context, args.layout
-        ('train', ['a.nc', 'b.nc'], 'm.pt', 8, 'auto')
+        >>> import argparse
+        >>> parser = argparse.ArgumentParser()
+        >>> add_parsers(parser.add_subparsers(dest="command"))
+        >>> parser.parse_args(["render", "m.pt", "v.mp4", "-o", "o.mp4"]).refinement
+        ['none', 'paper']
     """
-    parser = argparse.ArgumentParser(
-        prog="snfseq",
-        description="Sequence normalizing flows with stochastic (MCMC) refinement.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
     demo = commands.add_parser("demo", help="train and forecast on built-in real face landmarks")
     demo.add_argument("--output", "-o", default="snfseq-demo", help="output folder")
     demo.add_argument("--epochs", type=int, default=60)
@@ -179,94 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--held-out", type=float, help="stream the last fraction of the video")
     stream.add_argument("--seed", type=int, default=0)
     stream.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``snfseq`` command; returns the exit status.
+def run(args: argparse.Namespace) -> int:
+    """Checks the options of a motion command, then runs it; returns the exit status.
 
     Example:
-        >>> main(["train", "missing.nc", "-o", "m.pt"])  # the error message goes to stderr
-        2
-        >>> try:
-        ...     main(["--help"])
-        ... except SystemExit as done:  # argparse exits after printing the help
-        ...     print("exit status", done.code)
-        usage: snfseq [-h] {demo,extract,train,forecast,render,stream} ...
+        >>> import argparse
+        >>> run(argparse.Namespace(command="forecast", model="missing.pt", keypoints=None,
+        ...                        output="f.nc"))
+        Traceback (most recent call last):
         ...
-        exit status 0
+        FileNotFoundError: not found: missing.pt
     """
-    args = build_parser().parse_args(argv)
-    try:
-        _check(args)
-        return _COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, ImportError) as error:
-        print(f"snfseq {args.command}: error: {error}", file=sys.stderr)
-        return 2
-
-
-def _check(args: argparse.Namespace) -> None:
-    """Refuses bad options before any work: counts, inputs, output suffix and folder."""
-    for name, low in _COUNTS.items():
-        values = getattr(args, name, None)
-        for value in values if isinstance(values, list) else [values]:
-            if value is not None and value < low:
-                flag = "--" + name.replace("_", "-")
-                raise ValueError(f"{flag} must be >= {low}, got {value}")
-    inputs = list(getattr(args, "keypoints", None) or []) if args.command == "train" else []
-    inputs += [getattr(args, name) for name in _INPUTS.get(args.command, ())]
-    if args.command == "extract":
-        inputs.append(args.video)
-    for path in filter(None, inputs):
-        if not Path(path).exists():
-            raise FileNotFoundError(f"not found: {path}")
-    if args.command in _OUTPUTS:
-        output, allowed = Path(args.output), _OUTPUTS[args.command]
-        if output.suffix.lower() not in allowed:
-            raise ValueError(f"--output {output} must end in {' or '.join(allowed)}")
-        if not output.parent.is_dir():
-            raise FileNotFoundError(f"output folder not found: {output.parent}")
-    if args.command == "train":
-        if args.layout not in ("auto", "none"):
-            get_layout(args.layout)
-        coords = args.coords.split(",")
-        if len(set(coords)) != len(coords) or not set(coords) <= {"x", "y", "z"}:
-            raise ValueError(f"--coords must be distinct names among x, y, z, got {args.coords}")
-    if args.command == "render":
-        for name in ("samples", "best"):
-            if getattr(args, name) > args.num_samples:
-                flag = f"--{name}"
-                raise ValueError(f"{flag} must be <= --num-samples {args.num_samples}")
-    if args.command == "stream":
-        _check_stream(args)
-
-
-def _check_stream(args: argparse.Namespace) -> None:
-    """Parses the lists of ``snfseq stream`` into ``args`` and refuses bad stream options."""
-    for name, kind, low, below_one in _LISTS:
-        text = getattr(args, name)
-        try:
-            values = [kind(value) for value in text.split(",")]
-        except ValueError:
-            values = []
-        if not values or any(v < low or (below_one and v >= 1) for v in values):
-            rule = "in [0, 1)" if below_one else f">= {low}"
-            raise ValueError(f"--{name} must be comma-separated numbers {rule}, got {text!r}")
-        setattr(args, name, values)
-    args.variant = list(dict.fromkeys(args.variant or ["none", "paper"]))  # repeats count once
-    if args.burst is not None and not args.burst >= 1:
-        raise ValueError(f"--burst must be >= 1, got {args.burst}")
-    if args.held_out is not None and not 0 < args.held_out < 1:
-        raise ValueError(f"--held-out must be a fraction in (0, 1), got {args.held_out}")
-    if args.held_out is not None and args.start_frame is not None:
-        raise ValueError("give --start-frame or --held-out, not both")
-    if args.frames is not None and args.frames <= args.context:
-        raise ValueError(f"--frames must be > --context {args.context}, got {args.frames}")
-    output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {output} is a file, not a folder")
-    if not output.resolve().parent.is_dir():
-        raise FileNotFoundError(f"output folder not found: {output.resolve().parent}")
+    check_motion(args)
+    return COMMANDS[args.command](args)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -415,28 +290,21 @@ def _stream(args: argparse.Namespace) -> int:
     title = (
         f"{Path(args.video).name}, frames {report.attrs['first_streamed_frame']}-{last} streamed"
     )
-    folder, created = Path(args.output), not Path(args.output).exists()
-    folder.mkdir(exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".stream-", dir=folder))
-    try:  # everything is written aside first, then moved in: no partial report
+
+    def write(staging: Path) -> list[str]:
         with atomic_write(staging / "report.nc") as partial:
             report.to_netcdf(partial)
         plots = transfer.plot_stream_report(report, staging, title=title)
-        names = ["report.nc", *(plot.name for plot in plots)]
-        for name in names:
-            os.replace(staging / name, folder / name)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created and not any(folder.iterdir()):
-            folder.rmdir()
-        raise
-    shutil.rmtree(staging, ignore_errors=True)
+        return ["report.nc", *(plot.name for plot in plots)]
+
+    names = write_into(args.output, write)
     print(transfer.format_stream_report(report))
-    print(f"wrote {', '.join(names)} into {folder}")
+    print(f"wrote {', '.join(names)} into {args.output}")
     return 0
 
 
-_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+#: The motion commands and what runs each, once its options are checked.
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo,
     "extract": _extract,
     "train": _train,
@@ -444,7 +312,3 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "render": _render,
     "stream": _stream,
 }
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
