@@ -68,7 +68,7 @@ def _case_data(case: str, quick: bool) -> tuple[pd.DataFrame, pd.DataFrame | Non
         return frame, None, 8, 16, "real: wolfgang video, full mesh x, y, z"
     steps = 5_000 if quick else 50_000
     rng = np.random.default_rng(0)
-    values = rng.normal(size=(steps, 1404)).astype(np.float32).cumsum(0) + 100
+    values = rng.standard_normal((steps, 1404), dtype=np.float32).cumsum(0) + 100
     index = pd.date_range("2020-01-01", periods=steps, freq="h")
     frame = pd.DataFrame(values, index=index, columns=[f"f{i}" for i in range(1404)])
     return frame, None, 24, 48, "synthetic Gaussian random walks"

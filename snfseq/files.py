@@ -12,14 +12,18 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "json_ready"]
 
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 
 def _remove(path: Path) -> None:
@@ -64,3 +68,23 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(partial, target)
     finally:
         _remove(partial)
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` as JSON can hold it: numpy scalars and arrays to Python numbers and lists,
+    NaN and infinities to None, dict keys to strings, recursively.
+
+    Example:
+        >>> import numpy as np
+        >>> json_ready({1: np.float32(0.5), "b": [np.nan, np.int64(3)], "c": np.arange(2)})
+        {'1': 0.5, 'b': [None, 3], 'c': [0, 1]}
+    """
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -29,7 +29,6 @@ __all__ = [
 ]
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from snfseq.files import atomic_write
+from snfseq.files import atomic_write, json_ready
 from snfseq.forecasting import Prediction, summary
 
 if TYPE_CHECKING:
@@ -161,19 +160,6 @@ def plot_scores(table: pd.DataFrame) -> Figure:
     return figure
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: NaN as null, numpy scalars as Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_report(
     folder: str | os.PathLike[str],
     table: pd.DataFrame,
@@ -208,7 +194,7 @@ def write_report(
         scores.rename_axis("model").to_csv(staging / "summary.csv")
         by_series.to_csv(staging / "summary_by_series.csv")
         (staging / "summary.md").write_text(markdown + "\n")
-        (staging / "report.json").write_text(json.dumps(_plain(report), indent=2) + "\n")
+        (staging / "report.json").write_text(json.dumps(json_ready(report), indent=2) + "\n")
         figure = prediction.plot(history=history, truth=truth, series=shown)
         figure.savefig(staging / "forecast.png", dpi=100)
         plot_scores(table).savefig(staging / "scores.png", dpi=100)

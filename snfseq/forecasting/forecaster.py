@@ -228,10 +228,13 @@ class FlowForecaster(Forecaster):
         context, length = self.context_length, self.context_length + self.prediction_length
         # The windows are built a batch at a time (snfseq.windows): a long history of many
         # series is kept once, not once per window.
-        channels = values if features is None else np.concatenate([values, features], 1)
-        series = values.shape[1]
+        series, width = values.shape[1], 0 if features is None else features.shape[1]
+        channels = torch.empty(values.shape[0], series + width)
+        channels[:, :series] = torch.from_numpy(values)
+        if features is not None:
+            channels[:, series:] = torch.from_numpy(features)
         scaler = ContextScaling(context, series, self.scaling, self.series_scale_)
-        windows = Windows(torch.tensor(channels, dtype=torch.float32), length, None, scaler)
+        windows = Windows(channels, length, None, scaler)
         config = {} if features is None else {"covariates": features.shape[1]}
         with seeded(seed):
             model = SequenceFlow(features=series, **(self.flow_options(series) | config))

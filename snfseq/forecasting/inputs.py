@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -86,12 +86,17 @@ class History:
     frame: pd.DataFrame
     freq: Freq
     filled: int = 0
+    _cache: tuple[pd.DataFrame, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def values(self) -> np.ndarray:
         """``Array[T, D]`` (float64, C-contiguous: the memory layout of a pivot or a transpose
-        must not change the rounding of what is computed from it)."""
-        return np.ascontiguousarray(self.frame.to_numpy(dtype=np.float64))
+        must not change the rounding of what is computed from it). Built once per frame (a
+        long history of many series is large); do not modify it."""
+        if self._cache is None or self._cache[0] is not self.frame:
+            values = np.ascontiguousarray(self.frame.to_numpy(dtype=np.float64))
+            self._cache = (self.frame, values)
+        return self._cache[1]
 
     @property
     def columns(self) -> list[Any]:

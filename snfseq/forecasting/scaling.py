@@ -42,6 +42,7 @@ from torch import Tensor
 Scaling = Literal["mean_abs", "std"] | None
 #: The accepted ``scaling`` values.
 SCALINGS: tuple[Scaling, ...] = ("mean_abs", "std", None)
+_BLOCK = 64
 
 
 def check_scaling(scaling: object) -> Scaling:
@@ -75,7 +76,10 @@ def history_scale(values: np.ndarray, scaling: Scaling) -> np.ndarray:
         >>> history_scale(np.array([[1.0, 0.0], [3.0, 0.0]]), "std")
         array([1., 1.])
     """
-    scale = _raw_scale(np.asarray(values, dtype=np.float64), scaling)
+    values = np.asarray(values, dtype=np.float64)
+    # A block of columns at a time: no temporary copy of a long history of many series.
+    blocks = range(0, values.shape[-1], _BLOCK)
+    scale = np.concatenate([_raw_scale(values[:, i : i + _BLOCK], scaling) for i in blocks])
     return np.where(scale > 0, scale, 1.0)
 
 

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 __all__ = ["METRICS", "REGIONS", "PixelScores", "format_scores", "scores_to_dict"]
 
-import math
 from typing import Any
 
 import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
+from snfseq.files import json_ready
 from snfseq.motion import quality
 
 #: Per-frame metrics, and whether higher is better.
@@ -132,19 +132,6 @@ class PixelScores:
         )
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: numpy scalars to Python, NaN and infinities to None, recursively."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def scores_to_dict(scores: xr.Dataset) -> dict[str, Any]:
     """Scores as plain JSON data: the attributes and one record per variant, lead and region.
 
@@ -157,9 +144,9 @@ def scores_to_dict(scores: xr.Dataset) -> dict[str, Any]:
         0.0
     """
     table = scores.to_dataframe().reset_index()
-    records = [{k: _plain(v) for k, v in row.items()} for row in table.to_dict("records")]
+    records = [{k: json_ready(v) for k, v in row.items()} for row in table.to_dict("records")]
     records = [r for r in records if any(r[name] is not None for name in scores.data_vars)]
-    return {"attrs": _plain(dict(scores.attrs)), "scores": records}
+    return {"attrs": json_ready(dict(scores.attrs)), "scores": records}
 
 
 def format_scores(scores: xr.Dataset) -> str:
