@@ -21,6 +21,7 @@ __all__ = ["DemoConfig", "run_demo"]
 import itertools
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,7 @@ import torch
 
 from snfseq import data, metrics, plots, transfer
 from snfseq.baselines import GaussianBaseline, RandomWalkBaseline
+from snfseq.files import json_ready
 from snfseq.forecast import Forecast
 from snfseq.landmarks import get_layout
 from snfseq.model import SequenceFlow
@@ -87,7 +89,7 @@ class DemoConfig:
         )
 
 
-def _score(fc: Forecast, truth: torch.Tensor, seconds: float) -> dict[str, float]:
+def _score(fc: Forecast, truth: torch.Tensor, seconds: float) -> dict[str, float | None]:
     samples = fc.samples
     return {
         "energy_score": float(metrics.energy_score(samples, truth).mean()),
@@ -98,7 +100,7 @@ def _score(fc: Forecast, truth: torch.Tensor, seconds: float) -> dict[str, float
         "fde": float(metrics.fde(samples, truth).mean()),
         "mae_median": float(metrics.mae(samples, truth).mean()),
         "ms_per_step": 1000 * seconds / fc.horizon,
-        "kish_ess": float(fc.ess.mean()) if fc.ess is not None else float("nan"),
+        "kish_ess": float(fc.ess.mean()) if fc.ess is not None else None,
     }
 
 
@@ -179,17 +181,19 @@ def run_demo(
         "GRU-SNF (MALA, Gaussian target)": (Refinement(kernel="mala"), "sample"),
     }
     forecasts: dict[str, Forecast] = {}
-    scores: dict[str, dict[str, float]] = {}
+    scores: dict[str, dict[str, float | None]] = {}
     for name, (refinement, feedback) in variants.items():
         tic = time.perf_counter()
-        fc = model.forecast(
-            context,
-            config.horizon,
-            config.num_samples,
-            refinement=refinement,
-            feedback=feedback,
-            seed=config.seed,
-        )
+        with warnings.catch_warnings():  # collapsed weights: the table's ESS column says so
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fc = model.forecast(
+                context,
+                config.horizon,
+                config.num_samples,
+                refinement=refinement,
+                feedback=feedback,
+                seed=config.seed,
+            )
         scores[name] = _score(fc, truth, time.perf_counter() - tic)
         forecasts[name] = fc
 
@@ -221,7 +225,7 @@ def run_demo(
         "streamed": _stream_summary(streamed),
         "wall_time_s": time.perf_counter() - started,
     }
-    (output / "metrics.json").write_text(json.dumps(results, indent=2))
+    (output / "metrics.json").write_text(json.dumps(json_ready(results), indent=2, allow_nan=False))
     return results
 
 
@@ -238,13 +242,19 @@ def format_results(results: dict[str, Any]) -> str:
         f"random walk {nll['random_walk_baseline']:.3f}",
         "",
         f"{'forecaster':38s} {'ES':>8s} {'CRPS':>8s} {'APD':>8s} {'ADE':>8s} {'minADE':>8s} "
-        f"{'ms/step':>8s}",
+        f"{'ms/step':>8s} {'ESS':>6s}",
     ]
     for name, s in results["forecast_scores"].items():
+        ess = "-" if s.get("kish_ess") is None else f"{s['kish_ess']:.1f}"
         lines.append(
             f"{name:38s} {s['energy_score']:8.4f} {s['crps']:8.5f} {s['apd']:8.4f} "
-            f"{s['ade']:8.4f} {s['min_ade']:8.4f} {s['ms_per_step']:8.2f}"
+            f"{s['ade']:8.4f} {s['min_ade']:8.4f} {s['ms_per_step']:8.2f} {ess:>6s}"
         )
+    lines.append(
+        f"ESS: mean Kish effective sample size of the path weights, of "
+        f"{results['config']['num_samples']} samples; below 5% the weighted estimates rest on a "
+        "few paths (the scores above are unweighted)"
+    )
     rendered = results.get("rendered")
     if rendered:
         attrs = rendered["attrs"]

@@ -68,6 +68,43 @@ class Forecast(Weighted):
                 f"samples must be Tensor[S, B, H, D], got shape {tuple(self.samples.shape)}"
             )
 
+    def __repr__(self) -> str:
+        """Shapes and, with weights, their Kish ESS (not the tensors).
+
+        Example:
+            >>> import torch
+            >>> Forecast(torch.zeros(100, 2, 8, 3), log_weights=torch.zeros(100, 2))
+            Forecast(S=100, B=2, H=8, D=3; path weights: Kish ESS 100.0-100.0 of 100)
+        """
+        s, b, h, d = self.samples.shape
+        text = f"S={s}, B={b}, H={h}, D={d}"
+        ess = self.ess
+        if ess is not None:
+            text += f"; path weights: Kish ESS {float(ess.min()):.1f}-{float(ess.max()):.1f} of {s}"
+        if self.ancestors is not None:
+            text += "; resampled"
+        return f"Forecast({text})"
+
+    def weight_warning(self, fraction: float = 0.05) -> str | None:
+        """A one-line warning when the path weights of some series have collapsed (Kish ESS
+        below ``fraction`` of the samples), else None.
+
+        Example:
+            >>> import torch
+            >>> w = torch.full((100, 1), -50.0); w[0] = 0.0  # one path carries all the weight
+            >>> Forecast(torch.zeros(100, 1, 2, 1), log_weights=w).weight_warning()[:47]
+            'path weights collapsed: Kish ESS 1.0 of 100 sam'
+        """
+        ess = self.ess
+        if ess is None or not bool((ess < fraction * self.num_samples).any()):
+            return None
+        low = int((ess < fraction * self.num_samples).sum())
+        return (
+            f"path weights collapsed: Kish ESS {float(ess.min()):.1f} of {self.num_samples} "
+            f"samples (below {fraction:.0%} in {low} of {len(ess)} series); weighted estimates "
+            "rest on a few paths: score the samples unweighted, or refine less"
+        )
+
     @property
     def num_samples(self) -> int:
         """Sample paths ``S``."""

@@ -308,7 +308,11 @@ class SequenceFlow(Encoding, LaidOut):
             rollout = self._rollout(observed, num_samples, refinement, feedback, record_trace, z)
             for h in range(horizon):
                 rollout.step(feed_back=h + 1 < horizon)  # nothing reads the state after the last
-            return rollout.forecast(feature_names)
+            forecast = rollout.forecast(feature_names)
+        message = forecast.weight_warning()
+        if message is not None:
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        return forecast
 
     def _rollout(
         self,

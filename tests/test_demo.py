@@ -23,6 +23,10 @@ OUTPUTS = (
 )
 
 
+def _no_constant(name: str) -> None:
+    raise AssertionError(f"metrics.json holds a bare {name}, which is not JSON")
+
+
 def test_demo_runs_end_to_end_at_tiny_size(tmp_path) -> None:
     config = DemoConfig(
         epochs=2,
@@ -40,7 +44,8 @@ def test_demo_runs_end_to_end_at_tiny_size(tmp_path) -> None:
     results = run_demo(tmp_path, config, progress=False)
     for name in OUTPUTS:
         assert (tmp_path / name).is_file(), name
-    saved = json.loads((tmp_path / "metrics.json").read_text())
+    saved = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=_no_constant)
+    assert saved["forecast_scores"]["GRU-NF"]["kish_ess"] is None  # no weights: null, not NaN
     assert set(saved["forecast_scores"]) == {
         "GRU-NF",
         "GRU-SNF (published)",

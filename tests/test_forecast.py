@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -30,3 +32,23 @@ def test_kish_ess_bounds_and_export() -> None:
         Forecast(samples=torch.randn(4, 3, 5))
     with pytest.raises(ValueError, match="quantile levels"):
         fc.quantile(1.5)
+
+
+def test_collapsed_path_weights_warn_once_per_forecast_and_show_in_the_repr() -> None:
+    """The published refinement's weights degenerate over a horizon (ESS 1-4 of 100 on faces):
+    a forecast says so through ``warnings`` instead of returning a silently useless weighting."""
+    from snfseq import Refinement, SequenceFlow
+
+    torch.manual_seed(0)
+    windows = torch.randn(64, 12, 3).cumsum(1)
+    model = SequenceFlow(features=3, hidden=8, layers=1, transforms=2, flow_hidden=(8,))
+    model.fit(windows, context=6, epochs=2, progress=False)
+    sharp = Refinement(kernel="mala", step_size=0.3, steps=3, target_scale=0.05)
+    with pytest.warns(RuntimeWarning, match="path weights collapsed: Kish ESS") as record:
+        fc = model.forecast(windows[:2, :6], horizon=6, num_samples=50, refinement=sharp, seed=0)
+    assert len(record) == 1
+    assert fc.ess is not None and float(fc.ess.min()) < 2.5
+    assert "path weights: Kish ESS" in repr(fc) and "tensor" not in repr(fc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no weights, no warning
+        model.forecast(windows[:2, :6], horizon=6, num_samples=50, seed=0)

@@ -230,9 +230,9 @@ class FlowForecaster(Forecaster):
         # series is kept once, not once per window.
         series, width = values.shape[1], 0 if features is None else features.shape[1]
         channels = torch.empty(values.shape[0], series + width)
-        channels[:, :series] = torch.from_numpy(values)
+        channels.numpy()[:, :series] = values
         if features is not None:
-            channels[:, series:] = torch.from_numpy(features)
+            channels.numpy()[:, series:] = features
         scaler = ContextScaling(context, series, self.scaling, self.series_scale_)
         windows = Windows(channels, length, None, scaler)
         config = {} if features is None else {"covariates": features.shape[1]}
