@@ -33,6 +33,7 @@ from __future__ import annotations
 
 __all__ = ["OnlineForecaster", "Rollout"]
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -44,6 +45,7 @@ from snfseq.forecast import Forecast
 from snfseq.runtime import evaluating, seeded
 from snfseq.snf import AffineMap, ForecastStep, Refinement, Trace
 from snfseq.validation import as_windows
+from snfseq.weights import kish_ess, resample
 
 Feedback = Literal["sample", "mean"]
 
@@ -113,6 +115,8 @@ class Rollout:
         self.ancestry: list[Tensor] = []  # per refined step, the sample each row was copied from
         self.traces: list[Trace] = []
         self.resampled = False
+        # Log-weight each path dropped at its series' resamplings: log_weights = sum - offset.
+        self.offset = torch.zeros(num_samples, self.batch, device=device)
 
     def _step_covariates(self) -> Tensor | None:
         """The covariates of the next frame, ``Tensor[B, K]`` (None without covariates)."""
@@ -157,6 +161,12 @@ class Rollout:
             feed_back: Run the recurrent step on the new frame (not needed after the last).
         """
         model = self.model
+        parents = self.identity
+        resampled = self._resampling()
+        if resampled is not None:
+            index, restart = resampled
+            parents = self._follow(index)
+            self.offset = self.offset + restart
         c = self.condition()
         z = torch.randn(self.rows, model.features, device=c.device)
         if self.refinement is None:
@@ -166,17 +176,9 @@ class Rollout:
             result = self.refinement.run(
                 model.flow, z, c, step=target, batch_shape=target.batch_shape, record=self.record
             )
-            y, parents = result.y, self.identity
-            if result.ancestors is not None:  # resampled rows: their histories follow them
-                index, self.resampled = result.ancestors, True
-                self.frames, self.step_weights, self.ancestry = (
-                    [_rows(t, index) for t in history]
-                    for history in (self.frames, self.step_weights, self.ancestry)
-                )
-                self.previous, self.h_top = self.previous[index], self.h_top[index]
-                if self.feedback == "sample":
-                    self.state = _take(self.state, index)
-                parents = index // self.batch
+            y = result.y
+            if result.ancestors is not None:  # rows resampled inside the refinement
+                parents = self._follow(result.ancestors)
             if result.log_weight is not None:
                 self.step_weights.append(result.log_weight.reshape(self.num_samples, self.batch))
             if result.trace is not None:
@@ -200,6 +202,41 @@ class Rollout:
             out, self.state = model._encode(frame.unsqueeze(1), self.previous, self.state, own)
             self.h_top, self.previous = out[:, 0], frame
 
+    def _follow(self, index: Tensor) -> Tensor:
+        """Moves every row's history to the rows ``index`` (``Tensor[S * B]``, within each
+        series) copied; returns the sample each row was copied from."""
+        self.resampled = True
+        self.frames, self.step_weights, self.ancestry = (
+            [_rows(t, index) for t in history]
+            for history in (self.frames, self.step_weights, self.ancestry)
+        )
+        self.offset = _rows(self.offset, index)
+        self.previous, self.h_top = self.previous[index], self.h_top[index]
+        if self.feedback == "sample":
+            self.state = _take(self.state, index)
+        return index // self.batch
+
+    def _resampling(self) -> tuple[Tensor, Tensor] | None:
+        """When some series' path weights have degenerated (below the refinement's
+        ``resample`` threshold): the rows to copy, ``Tensor[S * B]``, and what to add to the
+        copies' offsets, ``Tensor[S, B]``, so that their weights restart equal; else None."""
+        refinement = self.refinement
+        if refinement is None or refinement.resample is None or not self.step_weights:
+            return None
+        total = torch.stack(self.step_weights, -1).sum(-1) - self.offset  # [S, B]
+        low = kish_ess(total) < refinement.resample * self.num_samples
+        if not bool(low.any()):
+            return None
+        ancestors = resample(total, refinement.resampling)  # [S, B], within each series
+        same = torch.arange(self.num_samples, device=total.device)[:, None]
+        ancestors = torch.where(low, ancestors, same)
+        index = (ancestors * self.batch + torch.arange(self.batch, device=total.device)).flatten()
+        # The copies carry their ancestors' weights; they restart at the series' mean weight,
+        # so that weighted estimates (and the evidence) stay as they were.
+        mean = torch.logsumexp(total, 0) - math.log(self.num_samples)
+        restart = torch.where(low, _rows(total, index) - mean, torch.zeros_like(total))
+        return index, restart
+
     def forecast(self, feature_names: Sequence[str] | None = None) -> Forecast:
         """The paths so far as a :class:`~snfseq.Forecast` in data units."""
         horizon = len(self.frames)
@@ -212,7 +249,7 @@ class Rollout:
             ancestors = torch.stack(self.ancestry, -1).reshape(self.num_samples, self.batch, -1)
         return Forecast(
             samples=self.model.normalizer.denormalize(paths, self.loc),
-            log_weights=None if steps is None else steps.sum(-1),
+            log_weights=None if steps is None else steps.sum(-1) - self.offset,
             step_log_weights=steps,
             trace=Trace.stack(self.traces) if self.traces else None,
             ancestors=ancestors,

@@ -94,6 +94,11 @@ class Refinement:
         adjusted: For MALA/HMC: Metropolis-adjust (exact blocks) or not (the path weight
             corrects instead).
         num_leapfrog: Leapfrog steps per HMC transition.
+        resample: In a forecast, resample a series' paths (frames and recurrent states
+            together, within the series) before a step when the Kish ESS of their path weights
+            since the last resampling is below ``resample x S``; then their weights start
+            equal again (sequential Monte Carlo). None never resamples.
+        resampling: ``"systematic"`` or ``"multinomial"`` (:func:`snfseq.weights.resample`).
 
     Example:
         >>> r = Refinement.paper()
@@ -113,6 +118,8 @@ class Refinement:
     intermediate: Literal["interpolate", "pullback"] = "interpolate"
     adjusted: bool = True
     num_leapfrog: int = 5
+    resample: float | None = None
+    resampling: Literal["systematic", "multinomial"] = "systematic"
 
     def __post_init__(self) -> None:
         if self.kernel not in KERNELS:
@@ -130,6 +137,12 @@ class Refinement:
             )
         if self.target_scale <= 0:
             raise ValueError(f"target_scale must be > 0, got {self.target_scale}")
+        if self.resample is not None and not 0 < self.resample <= 1:
+            raise ValueError(f"resample must be a fraction in (0, 1] or None, got {self.resample}")
+        if self.resampling not in ("systematic", "multinomial"):
+            raise ValueError(
+                f"resampling must be 'systematic' or 'multinomial', got {self.resampling!r}"
+            )
 
     @classmethod
     def paper(cls, faithful: bool = False) -> Refinement:
