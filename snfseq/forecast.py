@@ -102,7 +102,7 @@ class Forecast(Weighted):
         return (
             f"path weights collapsed: Kish ESS {float(ess.min()):.1f} of {self.num_samples} "
             f"samples (below {fraction:.0%} in {low} of {len(ess)} series); weighted estimates "
-            "rest on a few paths: score the samples unweighted, or refine less"
+            "rest on a few paths: resample (Refinement(resample=0.5)), or score unweighted"
         )
 
     @property

@@ -310,7 +310,7 @@ class SequenceFlow(Encoding, LaidOut):
                 rollout.step(feed_back=h + 1 < horizon)  # nothing reads the state after the last
             forecast = rollout.forecast(feature_names)
         message = forecast.weight_warning()
-        if message is not None:
+        if message is not None and (refinement is None or refinement.resample is None):
             warnings.warn(message, RuntimeWarning, stacklevel=2)
         return forecast
 

@@ -50,5 +50,9 @@ def test_collapsed_path_weights_warn_once_per_forecast_and_show_in_the_repr() ->
     assert fc.ess is not None and float(fc.ess.min()) < 2.5
     assert "path weights: Kish ESS" in repr(fc) and "tensor" not in repr(fc)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no weights, no warning
+        warnings.simplefilter("error")  # no weights, or resampled weights: no warning
         model.forecast(windows[:2, :6], horizon=6, num_samples=50, seed=0)
+        resampled = Refinement(
+            kernel="mala", step_size=0.3, steps=3, target_scale=0.05, resample=0.5
+        )
+        model.forecast(windows[:2, :6], horizon=6, num_samples=50, refinement=resampled, seed=0)
