@@ -114,8 +114,9 @@ def _exact_mean_x1() -> float:
         Refinement(kernel="mala", step_size=0.05, steps=10),
         Refinement(kernel="mala", step_size=0.02, steps=10, adjusted=False),
         Refinement(kernel="hmc", step_size=0.1, steps=3),
+        Refinement(kernel="rwm", step_size=0.5, steps=10, resample=0.5),
     ],
-    ids=["flow-only", "rwm", "mala", "ula", "hmc"],
+    ids=["flow-only", "rwm", "mala", "ula", "hmc", "rwm-smc"],
 )
 def test_weighted_estimates_on_a_double_well_are_unbiased(refinement) -> None:
     torch.manual_seed(0)
@@ -129,6 +130,12 @@ def test_weighted_estimates_on_a_double_well_are_unbiased(refinement) -> None:
     exact = _exact_mean_x1()  # -2.441
     assert se < 0.05
     assert abs(weighted - exact) < 4 * se, (weighted, se, exact)
+    if refinement is not None and refinement.resample is not None:
+        # Resampled between blocks (an SMC sampler): the samples themselves are now in the
+        # wells (unweighted mean within 0.05), and the weights stay nearly even.
+        assert abs(float(x1.mean()) - exact) < 0.05 and float(result.ess) > 10_000
+        assert result.ancestors is not None and result.ancestors.shape == (20_000,)
+        return
     # Without weights the samples sit between the wells: visibly biased.
     assert abs(float(x1.mean()) - exact) > 1.0
     assert 1 < float(result.ess) < 20_000

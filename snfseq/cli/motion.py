@@ -23,7 +23,7 @@ from typing import Any
 from snfseq import data, motion, transfer
 from snfseq.cli.checks import check_motion, write_into
 from snfseq.demo import DemoConfig, format_results, run_demo
-from snfseq.files import atomic_write
+from snfseq.files import atomic_write, json_ready
 from snfseq.model import SequenceFlow
 from snfseq.transfer import VARIANTS
 
@@ -239,7 +239,7 @@ def _render(args: argparse.Namespace) -> int:
         report = transfer.scores_to_dict(scores)
         report["attrs"] |= {"model": str(Path(args.model).resolve()), "output": str(args.output)}
         with atomic_write(metrics) as partial:
-            partial.write_text(json.dumps(report, indent=2))
+            partial.write_text(json.dumps(json_ready(report), indent=2, allow_nan=False))
     except BaseException:
         Path(args.output).unlink(missing_ok=True)  # the video alone would be a partial result
         raise

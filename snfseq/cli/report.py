@@ -194,7 +194,9 @@ def write_report(
         scores.rename_axis("model").to_csv(staging / "summary.csv")
         by_series.to_csv(staging / "summary_by_series.csv")
         (staging / "summary.md").write_text(markdown + "\n")
-        (staging / "report.json").write_text(json.dumps(json_ready(report), indent=2) + "\n")
+        (staging / "report.json").write_text(
+            json.dumps(json_ready(report), indent=2, allow_nan=False) + "\n"
+        )
         figure = prediction.plot(history=history, truth=truth, series=shown)
         figure.savefig(staging / "forecast.png", dpi=100)
         plot_scores(table).savefig(staging / "scores.png", dpi=100)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 __all__ = ["KERNELS", "Refinement", "RefinementResult"]
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from snfseq import kernels
 from snfseq.flows import ConditionalFlow
 from snfseq.snf.chains import Chain, Trace, run_chain
 from snfseq.snf.targets import ForecastStep
+from snfseq.weights import kish_ess, resample
 
 KernelName = Literal["rwm", "mala", "hmc", "per-coordinate"]
 #: The kernels a refinement can run, by name.
@@ -251,6 +253,7 @@ class Refinement:
         record: bool = False,
         num_draws: int | None = None,
         num_warmup: int = 0,
+        resample_blocks: bool = False,
     ) -> RefinementResult:
         """Pushes base noise through the flow with MCMC blocks: the one refinement loop.
 
@@ -271,6 +274,11 @@ class Refinement:
             record: Keep a :class:`~snfseq.snf.Trace`.
             num_draws: Transitions recorded per block (default: the ``steps`` it runs).
             num_warmup: Transitions run and not recorded first (with ``num_draws``).
+            resample_blocks: With :attr:`resample`, resample the rows of each column of
+                ``batch_shape = (S, ...)`` before a block when the Kish ESS of their weights
+                against the block's energy is below ``resample x S`` (an SMC sampler, as in
+                annealed flow transport); ``ancestors`` then says which row each came from.
+                (A forecast resamples between steps instead: see :mod:`snfseq.rollout`.)
 
         Returns:
             A :class:`RefinementResult`.
@@ -288,16 +296,25 @@ class Refinement:
         draws = self.steps if num_draws is None else num_draws
         log_weight = energies.StandardNormal()(z)
         runs: list[Chain] = []
-        y = z
+        y, ancestors = z, None
+        smc = resample_blocks and self.resample is not None and batch_shape is not None
         for k in range(flow.num_layers):
             y, ladj = flow.inverse_layer(k, y, c)
             log_weight = log_weight + ladj
             if k not in blocks:
                 continue
             j = blocks.index(k)
+            energy = self.block_energy(flow, k, c, target, lambdas[j])
+            if smc:
+                assert batch_shape is not None
+                moved = self._resampled(energy, y, log_weight, batch_shape[0])
+                if moved is not None:
+                    index, log_weight = moved
+                    y = y[index]
+                    ancestors = index if ancestors is None else ancestors[index]
             chain = run_chain(
                 kernel,
-                self.block_energy(flow, k, c, target, lambdas[j]),
+                energy,
                 y,
                 draws,
                 num_warmup=num_warmup,
@@ -309,8 +326,32 @@ class Refinement:
             runs.append(chain)
         trace = _trace(runs, blocks, lambdas, sizes, batch_shape) if record and runs else None
         if not kernel.invariant:
-            return RefinementResult(y=y, log_weight=None, trace=trace)
-        return RefinementResult(y=y, log_weight=log_weight - target(y), trace=trace)
+            return RefinementResult(y=y, log_weight=None, trace=trace, ancestors=ancestors)
+        weight = log_weight - target(y)
+        return RefinementResult(y=y, log_weight=weight, trace=trace, ancestors=ancestors)
+
+    def _resampled(
+        self, energy: energies.Energy, y: Tensor, log_weight: Tensor, samples: int
+    ) -> tuple[Tensor, Tensor] | None:
+        """Rows ``y: Tensor[S * B, D]`` (row ``s * B + b``) resampled within each ``b`` whose
+        weights against ``energy`` have an ESS below the threshold, and the copies' running
+        log-weights (restarting at their column's mean); None when no column needs it."""
+        assert self.resample is not None
+        with torch.no_grad():
+            own = energy(y).detach().reshape(samples, -1)
+        omega = log_weight.reshape(samples, -1) - own  # [S, B] against the block's energy
+        low = kish_ess(omega) < self.resample * samples
+        if not bool(low.any()):
+            return None
+        columns = omega.shape[1]
+        ancestors = torch.where(
+            low, resample(omega, self.resampling), torch.arange(samples, device=y.device)[:, None]
+        )
+        index = (ancestors * columns + torch.arange(columns, device=y.device)).flatten()
+        mean = torch.logsumexp(omega, 0) - math.log(samples)
+        copied = own.flatten()[index].reshape(samples, columns) + mean
+        kept = log_weight.reshape(samples, columns)
+        return index, torch.where(low, copied, kept).reshape(log_weight.shape)
 
 
 def _trace(

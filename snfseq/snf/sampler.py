@@ -37,6 +37,8 @@ class SNFSample(Weighted):
         samples: ``Tensor[S, *B, D]``.
         log_weights: ``Tensor[S, *B]`` path log-weights (None for a kernel without them).
         trace: The refinement's :class:`~snfseq.snf.Trace`, when recorded.
+        ancestors: ``Tensor[S, *B]`` (long): the sample each one descends from when a
+            refinement with ``resample`` resampled between blocks; None otherwise.
 
     Example:
         >>> import torch
@@ -48,6 +50,7 @@ class SNFSample(Weighted):
     samples: Tensor
     log_weights: Tensor | None
     trace: Trace | None = None
+    ancestors: Tensor | None = None
 
 
 @torch.no_grad()
@@ -109,10 +112,16 @@ def sample(
         c = condition.to(device).repeat(num_samples, 1)
     z = torch.randn(math.prod(batch_shape), flow.features, device=device)
     refinement = refinement if refinement is not None else Refinement(after=[])
-    result = refinement.run(flow, z, c, target=target, batch_shape=batch_shape, record=record)
+    result = refinement.run(
+        flow, z, c, target=target, batch_shape=batch_shape, record=record, resample_blocks=True
+    )
     log_weights = None if result.log_weight is None else result.log_weight.reshape(batch_shape)
+    ancestors = None
+    if result.ancestors is not None:  # row s * B + b -> its sample s
+        ancestors = (result.ancestors // math.prod(batch_shape[1:])).reshape(batch_shape)
     return SNFSample(
         samples=result.y.reshape(*batch_shape, flow.features),
         log_weights=log_weights,
         trace=result.trace,
+        ancestors=ancestors,
     )
