@@ -34,7 +34,7 @@ def test_windows_build_the_sliding_windows_scaled_by_their_own_context(macro) ->
     length, context, series = 12, 8, values.shape[1]
     floor = values.std(0)
     scaler = ContextScaling(context, series, "mean_abs", floor)
-    windows = Windows(torch.as_tensor(values), length, transform=scaler)
+    windows = Windows(torch.as_tensor(values.copy()), length, transform=scaler)
     cut = sliding_windows(values, length)
     expected = cut / context_scale(cut[:, :context], "mean_abs", floor)[:, None]
     index = torch.tensor([0, 5, len(cut) - 1])
