@@ -33,7 +33,6 @@ from __future__ import annotations
 
 __all__ = ["OnlineForecaster", "Rollout"]
 
-import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -45,7 +44,7 @@ from snfseq.forecast import Forecast
 from snfseq.runtime import evaluating, seeded
 from snfseq.snf import AffineMap, ForecastStep, Refinement, Trace
 from snfseq.validation import as_windows
-from snfseq.weights import kish_ess, resample
+from snfseq.weights import resample_degenerate
 
 Feedback = Literal["sample", "mean"]
 
@@ -224,18 +223,12 @@ class Rollout:
         if refinement is None or refinement.resample is None or not self.step_weights:
             return None
         total = torch.stack(self.step_weights, -1).sum(-1) - self.offset  # [S, B]
-        low = kish_ess(total) < refinement.resample * self.num_samples
-        if not bool(low.any()):
+        moved = resample_degenerate(total, refinement.resample, refinement.resampling)
+        if moved is None:
             return None
-        ancestors = resample(total, refinement.resampling)  # [S, B], within each series
-        same = torch.arange(self.num_samples, device=total.device)[:, None]
-        ancestors = torch.where(low, ancestors, same)
-        index = (ancestors * self.batch + torch.arange(self.batch, device=total.device)).flatten()
-        # The copies carry their ancestors' weights; they restart at the series' mean weight,
-        # so that weighted estimates (and the evidence) stay as they were.
-        mean = torch.logsumexp(total, 0) - math.log(self.num_samples)
-        restart = torch.where(low, _rows(total, index) - mean, torch.zeros_like(total))
-        return index, restart
+        # The copies carry their ancestors' weights; the offset makes them restart equal.
+        index, restarted = moved
+        return index, _rows(total, index) - restarted
 
     def forecast(self, feature_names: Sequence[str] | None = None) -> Forecast:
         """The paths so far as a :class:`~snfseq.Forecast` in data units."""

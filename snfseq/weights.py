@@ -18,8 +18,9 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["Weighted", "kish_ess", "normalize", "resample"]
+__all__ = ["Weighted", "kish_ess", "normalize", "resample", "resample_degenerate"]
 
+import math
 from collections.abc import Callable
 from typing import Literal
 
@@ -103,6 +104,40 @@ def resample(
     else:
         raise ValueError(f"method must be 'systematic' or 'multinomial', got {method!r}")
     return ancestors.T.reshape(log_weights.shape)
+
+
+def resample_degenerate(
+    log_weights: Tensor,
+    fraction: float,
+    method: Literal["systematic", "multinomial"] = "systematic",
+) -> tuple[Tensor, Tensor] | None:
+    """Resamples the columns of ``log_weights: Tensor[S, B]`` whose Kish ESS is below
+    ``fraction x S`` (one step of sequential Monte Carlo); None when no column is.
+
+    Returns:
+        ``index: Tensor[S * B]`` (long), the row each row copies in the row-major order
+        ``s * B + b`` (within its column; itself in the columns left alone), and
+        ``Tensor[S, B]``, the copies' log-weights: their column's log mean weight where it was
+        resampled (the copies restart equal and the column's total weight is kept), the
+        weights as they were elsewhere.
+
+    Example:
+        >>> log_w = torch.log(torch.tensor([[1.0, 1.0], [0.0, 1.0]]))  # S = 2, B = 2
+        >>> index, restarted = resample_degenerate(log_w, 0.9)
+        >>> index.tolist(), restarted.exp().tolist()
+        ([0, 1, 0, 3], [[0.5, 1.0], [0.5, 1.0]])
+    """
+    samples, columns = log_weights.shape
+    low = kish_ess(log_weights) < fraction * samples
+    if not bool(low.any()):
+        return None
+    device = log_weights.device
+    ancestors = torch.where(
+        low, resample(log_weights, method), torch.arange(samples, device=device)[:, None]
+    )
+    index = (ancestors * columns + torch.arange(columns, device=device)).flatten()
+    mean = torch.logsumexp(log_weights, 0) - math.log(samples)
+    return index, torch.where(low, mean.expand_as(log_weights), log_weights)
 
 
 class Weighted:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 __all__ = ["KERNELS", "Refinement", "RefinementResult"]
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,7 +27,7 @@ from snfseq import kernels
 from snfseq.flows import ConditionalFlow
 from snfseq.snf.chains import Chain, Trace, run_chain
 from snfseq.snf.targets import ForecastStep
-from snfseq.weights import kish_ess, resample
+from snfseq.weights import resample_degenerate
 
 KernelName = Literal["rwm", "mala", "hmc", "per-coordinate"]
 #: The kernels a refinement can run, by name.
@@ -340,18 +339,13 @@ class Refinement:
         with torch.no_grad():
             own = energy(y).detach().reshape(samples, -1)
         omega = log_weight.reshape(samples, -1) - own  # [S, B] against the block's energy
-        low = kish_ess(omega) < self.resample * samples
-        if not bool(low.any()):
+        moved = resample_degenerate(omega, self.resample, self.resampling)
+        if moved is None:
             return None
-        columns = omega.shape[1]
-        ancestors = torch.where(
-            low, resample(omega, self.resampling), torch.arange(samples, device=y.device)[:, None]
+        index, restarted = moved
+        return index, (own.flatten()[index].reshape(omega.shape) + restarted).reshape(
+            log_weight.shape
         )
-        index = (ancestors * columns + torch.arange(columns, device=y.device)).flatten()
-        mean = torch.logsumexp(omega, 0) - math.log(samples)
-        copied = own.flatten()[index].reshape(samples, columns) + mean
-        kept = log_weight.reshape(samples, columns)
-        return index, torch.where(low, copied, kept).reshape(log_weight.shape)
 
 
 def _trace(
