@@ -96,9 +96,9 @@ class Forecast(Weighted):
             'path weights collapsed: Kish ESS 1.0 of 100 sam'
         """
         ess = self.ess
-        if ess is None or not bool((ess < fraction * self.num_samples).any()):
+        low = 0 if ess is None else int((ess < fraction * self.num_samples).sum())
+        if ess is None or not low:
             return None
-        low = int((ess < fraction * self.num_samples).sum())
         return (
             f"path weights collapsed: Kish ESS {float(ess.min()):.1f} of {self.num_samples} "
             f"samples (below {fraction:.0%} in {low} of {len(ess)} series); weighted estimates "

@@ -131,8 +131,6 @@ def fit_loop(
                 order, position = torch.randperm(count, generator=generator), 0
             index = order[position : position + batch_size]
             position += batch_size
-            if num_batches_per_epoch is None and position >= count:
-                position = count  # one pass per epoch: the next epoch reshuffles
             batch = rows[index.to(rows.device)]
             value = loss(batch)
             optimizer.zero_grad(set_to_none=True)
