@@ -81,6 +81,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from machine import cpu_name
 from torch import Tensor
 
 from snfseq.data import load_series
@@ -729,13 +730,6 @@ def _joint(key: str) -> bool:
 
 def machine() -> dict[str, Any]:
     """The CPU, threads and library versions."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        cpu = next(
-            line.split(":", 1)[1].strip() for line in text.splitlines() if "Model name" in line
-        )
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        cpu = platform.processor() or platform.machine()
     versions = {}
     for package in ("gluonts", "lightning"):
         try:
@@ -743,7 +737,7 @@ def machine() -> dict[str, Any]:
         except ImportError:
             versions[package] = "not installed"
     return {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from machine import cpu_name
 
 RESULTS = Path(__file__).parent / "results"
 CASES = ("vic_elec", "face_mesh", "mesh_50k")
@@ -126,13 +127,8 @@ def run_case(case: str, quick: bool) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    name = platform.processor() or platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            name = line.split(":", 1)[1].strip()
-            break
     return {
-        "cpu": name,
+        "cpu": cpu_name(),
         "threads": 2,
         "torch": torch.__version__,
         "python": platform.python_version(),

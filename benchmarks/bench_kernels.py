@@ -30,6 +30,7 @@ import numpy as np
 import pyro
 import torch
 from arviz_stats.base import array_stats
+from machine import cpu_name
 from pyro.infer.mcmc import HMC as PyroHMC
 from pyro.infer.mcmc import MCMC, NUTS
 from torch import Tensor
@@ -231,14 +232,8 @@ def bench_block(device: torch.device, repeats: int) -> list[dict[str, Any]]:
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if "model name" in line)
-    except (OSError, StopIteration):
-        pass
     info: dict[str, Any] = {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
+from machine import cpu_name
 
 from snfseq import SequenceFlow, data, transfer
 from snfseq.demo import DemoConfig
@@ -30,16 +30,6 @@ from snfseq.landmarks import get_layout
 
 RESULTS = Path(__file__).parent / "results"
 CONTEXT = 8
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def train(epochs: int) -> tuple[SequenceFlow, float]:

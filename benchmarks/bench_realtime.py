@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import queue
 import statistics
 import threading
@@ -39,6 +38,7 @@ from pathlib import Path
 import mediapipe as mp
 import numpy as np
 import torch
+from machine import cpu_name
 
 from snfseq import Refinement, SequenceFlow, data
 from snfseq.demo import DemoConfig
@@ -49,16 +49,6 @@ from snfseq.video import iter_frames
 RESULTS = Path(__file__).parent / "results"
 GOAL_FPS = 30.0
 LEAD = 3  # frames forecast ahead: 100 ms of network delay hidden at 30 frames/s
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def demo_model(epochs: int) -> SequenceFlow:

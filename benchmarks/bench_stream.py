@@ -42,7 +42,6 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,6 +50,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from machine import cpu_name
 
 from snfseq import Refinement, SequenceFlow, data
 from snfseq.baselines import RandomWalkBaseline
@@ -100,15 +100,8 @@ QUICK = Settings(
 
 
 def machine() -> dict[str, Any]:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(
-            line.split(":", 1)[1].strip() for line in lines.splitlines() if "Model name" in line
-        )
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        model = platform.processor() or platform.machine()
     return {
-        "cpu": model,
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "opencv_threads": cv2.getNumThreads(),

@@ -18,6 +18,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_forecasting
 
 
 def _load_script():
+    if str(SCRIPT.parent) not in sys.path:  # as when run: its folder's machine.py importable
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("bench_forecasting", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
