@@ -65,3 +65,14 @@ def trained_model(face_split: dict[str, torch.Tensor], tiny_model_config: dict):
         face_split["train"], context=CONTEXT, epochs=25, batch_size=32, lr=3e-3, progress=False
     )
     return model
+
+
+@pytest.fixture(scope="module")
+def macro():
+    """statsmodels' macrodata as the forecasting tests read it: a wide DataFrame of 12 US
+    quarterly series (GDP near 1e4 beside rates near 1) on a PeriodIndex, 1959Q1-2009Q3; one
+    copy per test module."""
+    pytest.importorskip("statsmodels", reason="macrodata ships with statsmodels")
+    from snfseq import data
+
+    return data.load_series("macrodata").target

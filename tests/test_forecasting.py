@@ -12,7 +12,7 @@ import pytest
 import torch
 import xarray as xr
 
-from snfseq import Refinement, data, forecasting
+from snfseq import Refinement, forecasting
 from snfseq.forecasting import (
     FlowForecaster,
     GaussianGRUForecaster,
@@ -27,12 +27,6 @@ pytest.importorskip("statsmodels", reason="macrodata ships with statsmodels")
 H, C = 4, 12
 TINY = {"hidden": 8, "layers": 1, "transforms": 2, "flow_hidden": (8,), "condition_size": 8}
 QUICK = {"progress": False, "seed": 0}
-
-
-@pytest.fixture(scope="module")
-def macro() -> pd.DataFrame:
-    """Wide DataFrame on a quarterly PeriodIndex: GDP near 1e4 beside rates near 1."""
-    return data.load_series("macrodata").target
 
 
 @pytest.fixture(scope="module")

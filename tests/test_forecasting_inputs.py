@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from snfseq import data, forecasting
+from snfseq import forecasting
 from snfseq.forecasting import FlowForecaster
 
 pytest.importorskip("statsmodels", reason="macrodata ships with statsmodels")
@@ -16,12 +16,6 @@ pytest.importorskip("statsmodels", reason="macrodata ships with statsmodels")
 H, C = 4, 12
 TINY = {"hidden": 8, "layers": 1, "transforms": 2, "flow_hidden": (8,), "condition_size": 8}
 QUICK = {"progress": False, "seed": 0}
-
-
-@pytest.fixture(scope="module")
-def macro() -> pd.DataFrame:
-    """Wide DataFrame on a quarterly PeriodIndex: 12 US macroeconomic series, 1959Q1-2009Q3."""
-    return data.load_series("macrodata").target
 
 
 def _long(frame: pd.DataFrame) -> pd.DataFrame:

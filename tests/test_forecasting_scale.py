@@ -8,7 +8,6 @@ import sys
 import textwrap
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -22,11 +21,6 @@ pytest.importorskip("statsmodels", reason="macrodata ships with statsmodels")
 
 TINY = {"hidden": 8, "layers": 1, "transforms": 2, "flow_hidden": (8,), "condition_size": 8}
 QUICK = {"progress": False, "seed": 0}
-
-
-@pytest.fixture(scope="module")
-def macro() -> pd.DataFrame:
-    return data.load_series("macrodata").target
 
 
 def test_windows_build_the_sliding_windows_scaled_by_their_own_context(macro) -> None:
