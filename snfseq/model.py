@@ -151,6 +151,11 @@ class SequenceFlow(Encoding, LaidOut):
         z = self._covariates(covariates, count, length, f"windows of {length} frames", exact=True)
         with evaluating(self), torch.no_grad():
             log_prob, _ = self._teacher_forced(windows, context, z)
+        return self._horizon_nll(log_prob, context)
+
+    def _horizon_nll(self, log_prob: Tensor, context: int) -> Tensor:
+        """``Tensor[N]``: the NLL per feature and horizon frame, in data units, from the
+        teacher-forced log-densities ``Tensor[N, T - 1]`` in the flow's space."""
         horizon_log_prob = log_prob[:, context - 1 :] - self._flow_log_jacobian()
         return -horizon_log_prob.mean(1) / self.features
 
@@ -233,24 +238,26 @@ class SequenceFlow(Encoding, LaidOut):
             self.covariate_scaler.fit(fitted[..., features:])
         del fitted
 
-        def loss(rows: Tensor) -> Tensor:
+        def losses(rows: Tensor) -> tuple[Tensor, Tensor]:
+            """The training loss of a batch and its teacher-forced log-densities."""
             frames, z = self._split(rows)
             log_prob, point_error = self._teacher_forced(frames, context, z)
-            return -log_prob.mean() / features + self.config.point_weight * point_error.mean()
+            value = -log_prob.mean() / features + self.config.point_weight * point_error.mean()
+            return value, log_prob
 
         def validate() -> tuple[float, float]:
             assert val is not None
-            losses, nlls = [], []
-            for rows in batches(val, _VALIDATION_BATCH):
-                covariates = rows[..., features:] if self.config.covariates else None
-                nlls.append(self.nll(rows[..., :features], context, covariates))
-                losses.append(float(loss(rows)) * rows.shape[0])
-            return sum(losses) / len(val), float(torch.cat(nlls).mean())
+            total, nlls = 0.0, []
+            for rows in batches(val, _VALIDATION_BATCH):  # one teacher-forced pass for both
+                value, log_prob = losses(rows)
+                total += float(value) * rows.shape[0]
+                nlls.append(self._horizon_nll(log_prob, context))
+            return total / len(val), float(torch.cat(nlls).mean())
 
         return fit_loop(
             self,
             train,
-            loss,
+            lambda rows: losses(rows)[0],
             validate=None if val is None else validate,
             generator=generator,
             **options,
