@@ -173,7 +173,16 @@ class Rollout:
         else:
             target = self.target_step()
             result = self.refinement.run(
-                model.flow, z, c, step=target, batch_shape=target.batch_shape, record=self.record
+                model.flow,
+                z,
+                c,
+                step=target,
+                batch_shape=target.batch_shape,
+                record=self.record,
+                # Inside a step only where every block targets a tempered posterior: moving
+                # copies towards the published-style interpolated energies, which are not
+                # forecasts, only multiplies copies of the same past (path degeneracy).
+                resample_blocks=self.refinement.prior == "flow",
             )
             y = result.y
             if result.ancestors is not None:  # rows resampled inside the refinement

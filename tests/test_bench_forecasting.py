@@ -3,32 +3,17 @@ a broken forecast, and a failing model recorded as "n/a" rather than stopping th
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from benchmark_scripts import load_benchmark
 
 pytest.importorskip("gluonts", reason="the benchmark's peer is GluonTS (pip install snfseq[bench])")
 pytest.importorskip("statsmodels", reason="macrodata ships with statsmodels")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_forecasting.py"
 
-
-def _load_script():
-    if str(SCRIPT.parent) not in sys.path:  # as when run: its folder's machine.py importable
-        sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("bench_forecasting", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_script()
+bench = load_benchmark("bench_forecasting")
 MACRO = bench.quick(next(spec for spec in bench.FULL if spec.name == "macrodata"))
 
 

@@ -274,8 +274,8 @@ def test_refinement_configuration_errors() -> None:
         Refinement(target="flow")
     with pytest.raises(ValueError, match="kernel must be one of"):
         Refinement(kernel="nuts")
-    with pytest.raises(ValueError, match="steps must be >= 1"):
-        Refinement(steps=0)
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        Refinement(steps=-1)
     assert Refinement.paper(faithful=True).faithful and not Refinement.paper().faithful
     with pytest.raises(ValueError, match="outside the flow's 3 layers"):
         Refinement(after=[5]).blocks(3)

@@ -15,6 +15,7 @@ Example:
 from .cache import cache_dir
 from .datasets import (
     FACE_VIDEOS,
+    MOCAP_BONES,
     MOCAP_JOINTS,
     face_sequences,
     face_video,
@@ -36,6 +37,7 @@ __all__ = [
     "load_mocap",
     "mocap_clips",
     "mocap_sequences",
+    "MOCAP_BONES",
     "MOCAP_JOINTS",
     "load_keypoints",
     "save_keypoints",

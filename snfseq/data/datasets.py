@@ -26,6 +26,7 @@ from .windows import to_array
 
 __all__ = [
     "FACE_VIDEOS",
+    "MOCAP_BONES",
     "MOCAP_JOINTS",
     "face_video",
     "load_face",
@@ -56,6 +57,26 @@ MOCAP_JOINTS = (
     "left_wrist",
 )
 """Joints of the DeepMimic humanoid, in pybullet link order (the base coincides with root)."""
+
+MOCAP_BONES = (
+    (0, 1),
+    (1, 2),
+    (0, 3),
+    (3, 4),
+    (4, 5),
+    (1, 6),
+    (6, 7),
+    (7, 8),
+    (0, 9),
+    (9, 10),
+    (10, 11),
+    (1, 12),
+    (12, 13),
+    (13, 14),
+)
+"""The humanoid's bones as ``(parent, child)`` indices into :data:`MOCAP_JOINTS`: their
+lengths stay constant over every clip (to 1e-3 m), a constraint a forecast can be held to
+(:class:`snfseq.energy.Distances`)."""
 
 # Bump when the cached contents change meaning, so old cache files are rebuilt.
 _CACHE_FORMAT = 1

@@ -28,6 +28,7 @@ from snfseq.energy.base import (
     Sum,
     as_energy,
 )
+from snfseq.energy.constraints import Distances, Observed
 from snfseq.energy.gaussian import (
     Gaussian,
     GaussianMixture,
@@ -40,11 +41,13 @@ from snfseq.energy.transformed import Affine, PullBack
 __all__ = [
     "LOG_2PI",
     "Affine",
+    "Distances",
     "Energy",
     "EnergyLike",
     "Gaussian",
     "GaussianMixture",
     "Interpolated",
+    "Observed",
     "Potential",
     "PullBack",
     "Scaled",

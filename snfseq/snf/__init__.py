@@ -23,6 +23,16 @@ Intermediate energies, ``intermediate=``:
   interpolated with the target pulled back through the remaining layers,
   ``u_j(y) = (1 - lam) [-log q_j(y)] + lam [u_X(f(y)) - log|det df/dy|]``.
 
+Targets, ``prior=``:
+
+* ``"normal"`` (as published): the target ``u_X`` replaces the flow's density; blocks
+  anneal from ``N(0, I)`` to it (e.g. a Gaussian around the trained point head).
+* ``"flow"``: the target is the flow's own forecast tilted by ``u``, ``q(x) exp(-u(x))``: a
+  prior (the model) times a likelihood (what is known: :class:`Observations` of part of a
+  frame, :class:`snfseq.energy.Distances` of a skeleton), i.e. a posterior forecast. Blocks
+  target the tempered posteriors ``q exp(-lam u)``; placed on the base noise
+  (``after=[-1] * J``) they run where the flow makes the prior a standard normal.
+
 Where things live: ``chains.py`` runs a kernel on many chains (:func:`run_chain`, the one
 loop every block, forecast and diagnostic run goes through) and records it (:class:`Trace`);
 ``targets.py`` holds what a forecast step's target is built from (:class:`ForecastStep`,
@@ -42,13 +52,14 @@ Example:
 from snfseq.snf.chains import Chain, Trace, run_chain
 from snfseq.snf.refinement import KERNELS, Refinement, RefinementResult
 from snfseq.snf.sampler import SNFSample, sample
-from snfseq.snf.targets import AffineMap, ForecastStep
+from snfseq.snf.targets import AffineMap, ForecastStep, Observations
 
 __all__ = [
     "KERNELS",
     "AffineMap",
     "Chain",
     "ForecastStep",
+    "Observations",
     "Refinement",
     "RefinementResult",
     "SNFSample",

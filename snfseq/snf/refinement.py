@@ -78,9 +78,16 @@ class Refinement:
             ``"per-coordinate"`` (the published code's walk, for comparison only: not a valid
             Metropolis kernel, so no weights are reported).
         step_size: Kernel step size: one for all blocks, or one per block.
-        steps: Kernel transitions per block.
+        steps: Kernel transitions per block; 0 runs none, which leaves importance sampling
+            towards the target (with ``prior="flow"`` and ``resample``: a bootstrap particle
+            filter over the forecast steps).
         after: Sampling steps (0-based: 0 is the first layer applied to the noise) after which
-            a block runs; None runs one after every layer.
+            a block runs; None runs one after every layer. A step listed ``n`` times gets
+            ``n`` blocks in a row: with ``prior="flow"`` every block targets a tempered
+            posterior whatever its layer, so the annealing can take more blocks than the
+            flow has layers (e.g. ``after=[-1] * 6`` with six ``lam`` values). Step ``-1``
+            is the base noise before any layer: there the flow's density is ``N(0, I)``, so
+            the flow whitens the posterior for the kernel (as in neural-transport MCMC).
         lam: ``"linear"`` (``j / (J - 1)`` for block ``j`` of ``J``; 1 for a single block) or a
             list with one value per block.
         target: ``"gaussian"``: ``|y - yhat|^2 / (2 target_scale^2)`` around the trained point
@@ -90,6 +97,15 @@ class Refinement:
             written in data units into one on the flow's space). :func:`snfseq.snf.sample`
             takes any energy instead.
         target_scale: Scale of the ``"gaussian"`` target, in the flow's standardised units.
+        prior: ``"normal"`` (as published): blocks move from the base ``N(0, I)`` towards
+            the target, which replaces the flow's density; ``"flow"``: the target is the
+            flow's own forecast tilted by the target energy, ``q(y | c) exp(-u(y))`` (a prior
+            times a likelihood, e.g. :class:`~snfseq.energy.Observed`), so the forecast keeps
+            the flow's modes and correlations; block ``j`` runs on the flow's density at its
+            layer plus ``lam_j`` times the energy of the layer's output pushed to the end
+            (one flow pass per evaluation); blocks on the base noise, ``after=[-1] * J``,
+            with ``lam`` rising to 1 and ``resample``, work best (``docs/refinement.md``).
+            ``intermediate`` applies to ``"normal"`` only.
         intermediate: ``"interpolate"`` (cheap, as published) or ``"pullback"`` (the flow's
             own density interpolated with the pulled-back target; see :mod:`snfseq.snf`).
         adjusted: For MALA/HMC: Metropolis-adjust (exact blocks) or not (the path weight
@@ -97,8 +113,10 @@ class Refinement:
         num_leapfrog: Leapfrog steps per HMC transition.
         resample: In a forecast, resample a series' paths (frames and recurrent states
             together, within the series) before a step when the Kish ESS of their path weights
-            since the last resampling is below ``resample x S``; then their weights start
-            equal again (sequential Monte Carlo). None never resamples.
+            since the last resampling is below ``resample x S``, and with ``prior="flow"``
+            also inside a step, before each block whose energy (a tempered posterior) their
+            weights fit that badly; then their weights start equal again (sequential Monte
+            Carlo). None never resamples.
         resampling: ``"systematic"`` or ``"multinomial"`` (:func:`snfseq.weights.resample`).
 
     Example:
@@ -116,6 +134,7 @@ class Refinement:
     lam: Literal["linear"] | Sequence[float] = "linear"
     target: Literal["gaussian", "paper"] | TargetBuilder = "gaussian"
     target_scale: float = 1.0
+    prior: Literal["normal", "flow"] = "normal"
     intermediate: Literal["interpolate", "pullback"] = "interpolate"
     adjusted: bool = True
     num_leapfrog: int = 5
@@ -125,8 +144,10 @@ class Refinement:
     def __post_init__(self) -> None:
         if self.kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {sorted(KERNELS)}, got {self.kernel!r}")
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if self.prior not in ("normal", "flow"):
+            raise ValueError(f"prior must be 'normal' or 'flow', got {self.prior!r}")
         if not callable(self.target) and self.target not in ("gaussian", "paper"):
             raise ValueError(
                 f"target must be 'gaussian', 'paper' or a callable ForecastStep -> Energy, "
@@ -175,8 +196,8 @@ class Refinement:
 
     def blocks(self, num_layers: int) -> list[int]:
         """Sampling steps after which a block runs."""
-        after = list(range(num_layers)) if self.after is None else sorted(set(self.after))
-        bad = [k for k in after if not 0 <= k < num_layers]
+        after = list(range(num_layers)) if self.after is None else sorted(self.after)
+        bad = [k for k in after if not -1 <= k < num_layers]
         if bad:
             raise ValueError(f"after={bad} is outside the flow's {num_layers} layers")
         return after
@@ -231,9 +252,13 @@ class Refinement:
         """The energy ``u_j`` of the block that runs after sampling step ``k``.
 
         With ``target="paper"`` and ``intermediate="interpolate"`` this is the published
-        ``(1 - lam) |y|^2 / 2 + lam |yhat - y|^2``.
+        ``(1 - lam) |y|^2 / 2 + lam |yhat - y|^2``; with ``prior="flow"`` it is
+        ``-log q_k(y) + lam u(f_k(y))`` (``q_k`` the flow's density after step ``k``, ``f_k``
+        the remaining layers).
         """
         base = energies.StandardNormal()
+        if self.prior == "flow":
+            return flow_energy(flow, k, c) + lam * _pushed(target, flow, k, c)
         if self.intermediate == "interpolate":
             return energies.Interpolated(base, target, lam)
         own = energies.PullBack(base, lambda y: flow.partial_inverse(y, k, c))
@@ -277,11 +302,16 @@ class Refinement:
                 ``batch_shape = (S, ...)`` before a block when the Kish ESS of their weights
                 against the block's energy is below ``resample x S`` (an SMC sampler, as in
                 annealed flow transport); ``ancestors`` then says which row each came from.
-                (A forecast resamples between steps instead: see :mod:`snfseq.rollout`.)
+                A copy takes its ancestor's condition and, for a target built from ``step``,
+                its ancestor's target; a ``target`` given directly must not depend on the
+                row within a column.
+                A forecast does this inside every step with ``prior="flow"``, and between
+                steps on the paths' accumulated weights (:mod:`snfseq.rollout`).
 
         Returns:
             A :class:`RefinementResult`.
         """
+        given = target is not None
         if target is None:
             if step is None:
                 raise ValueError("give either a target energy or the forecast step to build it")
@@ -297,36 +327,45 @@ class Refinement:
         runs: list[Chain] = []
         y, ancestors = z, None
         smc = resample_blocks and self.resample is not None and batch_shape is not None
-        for k in range(flow.num_layers):
-            y, ladj = flow.inverse_layer(k, y, c)
-            log_weight = log_weight + ladj
-            if k not in blocks:
-                continue
-            j = blocks.index(k)
-            energy = self.block_energy(flow, k, c, target, lambdas[j])
-            if smc:
-                assert batch_shape is not None
-                moved = self._resampled(energy, y, log_weight, batch_shape[0])
-                if moved is not None:
-                    index, log_weight = moved
-                    y = y[index]
-                    ancestors = index if ancestors is None else ancestors[index]
-            chain = run_chain(
-                kernel,
-                energy,
-                y,
-                draws,
-                num_warmup=num_warmup,
-                step_size=sizes[j],
-                handoff=self.steps,
-                record=record,
-            )
-            y, log_weight = chain.final, log_weight + chain.log_weight
-            runs.append(chain)
-        trace = _trace(runs, blocks, lambdas, sizes, batch_shape) if record and runs else None
-        if not kernel.invariant:
+        for k in range(-1, flow.num_layers):  # -1: on the base noise, before any layer
+            if k >= 0:
+                y, ladj = flow.inverse_layer(k, y, c)
+                log_weight = log_weight + ladj
+            for j in (j for j, layer in enumerate(blocks) if layer == k):
+                energy = self.block_energy(flow, k, c, target, lambdas[j])
+                if smc:
+                    assert batch_shape is not None
+                    moved = self._resampled(energy, y, log_weight, batch_shape[0])
+                    if moved is not None:
+                        index, log_weight = moved
+                        y = y[index]
+                        ancestors = index if ancestors is None else ancestors[index]
+                        # A copy continues its ancestor's path: its condition and its own
+                        # target (a forecast's rows each have their state and last frame).
+                        c = None if c is None else c[index]
+                        if step is not None and not given:
+                            step = step.rows(index)
+                            target = energies.as_energy(self.target_for(step))
+                        energy = self.block_energy(flow, k, c, target, lambdas[j])
+                chain = run_chain(
+                    kernel,
+                    energy,
+                    y,
+                    draws,
+                    num_warmup=num_warmup,
+                    step_size=sizes[j],
+                    handoff=self.steps,
+                    record=record,
+                )
+                y, log_weight = chain.final, log_weight + chain.log_weight
+                runs.append(chain)
+        recorded = record and any(run.states is not None for run in runs)
+        trace = _trace(runs, blocks, lambdas, sizes, batch_shape) if recorded else None
+        if not kernel.invariant and self.steps > 0:
             return RefinementResult(y=y, log_weight=None, trace=trace, ancestors=ancestors)
         weight = log_weight - target(y)
+        if self.prior == "flow":  # the target is the flow's density tilted by u
+            weight = weight - flow_energy(flow, flow.num_layers - 1, c)(y)
         return RefinementResult(y=y, log_weight=weight, trace=trace, ancestors=ancestors)
 
     def _resampled(
@@ -346,6 +385,21 @@ class Refinement:
         return index, (own.flatten()[index].reshape(omega.shape) + restarted).reshape(
             log_weight.shape
         )
+
+
+def flow_energy(flow: ConditionalFlow, k: int, c: Tensor | None) -> energies.Energy:
+    """``-log q_k(y)`` (up to a constant): the flow's own energy after sampling step ``k``."""
+    return energies.PullBack(energies.StandardNormal(), lambda y: flow.partial_inverse(y, k, c))
+
+
+def _pushed(
+    target: energies.Energy, flow: ConditionalFlow, k: int, c: Tensor | None
+) -> energies.Energy:
+    """``u(f_k(y))``: the target evaluated where the remaining layers take ``y`` (no log-det:
+    under ``prior="flow"`` the target is a likelihood, not a density)."""
+    if k == flow.num_layers - 1:
+        return target
+    return energies.Potential(lambda y: target(flow.partial_forward(y, k, c)[0]))
 
 
 def _trace(

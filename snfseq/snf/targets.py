@@ -20,13 +20,14 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["AffineMap", "ForecastStep"]
+__all__ = ["AffineMap", "ForecastStep", "Observations"]
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
-from snfseq.energy import Affine, Energy, EnergyLike
+from snfseq.energy import Affine, Energy, EnergyLike, Observed
 
 
 @dataclass
@@ -66,6 +67,11 @@ class AffineMap:
         """An energy written in data units, as an energy of ``y`` (closed-form gradient kept)."""
         return Affine(energy, self.offset, self.scale)
 
+    def rows(self, index: Tensor) -> AffineMap:
+        """The map of the rows ``index`` (``Tensor[N]``, long), e.g. after resampling."""
+        scale = self.scale[index] if self.scale.dim() > 1 else self.scale
+        return AffineMap(self.offset[index], scale)
+
 
 @dataclass
 class ForecastStep:
@@ -98,3 +104,69 @@ class ForecastStep:
     series: Tensor
     to_data: AffineMap
     batch_shape: tuple[int, ...]
+
+    def rows(self, index: Tensor) -> ForecastStep:
+        """The step as seen by the rows ``index`` (``Tensor[N]``, long, within each series):
+        what a resampled row's target is built from.
+
+        Example:
+            >>> import torch
+            >>> to_data = AffineMap(torch.zeros(2, 1), torch.ones(1))
+            >>> step = ForecastStep(0, torch.arange(2.0)[:, None], torch.zeros(2, 1),
+            ...                     torch.tensor([0, 0]), to_data, (2, 1))
+            >>> step.rows(torch.tensor([1, 1])).yhat.flatten().tolist()
+            [1.0, 1.0]
+        """
+        return ForecastStep(
+            self.step,
+            self.yhat[index],
+            self.previous[index],
+            self.series[index],
+            self.to_data.rows(index),
+            self.batch_shape,
+        )
+
+
+class Observations:
+    """A target builder: what is known of the forecast frames, as a likelihood in data units.
+
+    ``values[b, h]`` holds what was observed of frame ``h`` of series ``b``, NaN where
+    nothing was (e.g. the keypoints a packet did not carry). Used as
+    ``Refinement(prior="flow", target=Observations(values, noise))``, refinement and path
+    weights give the posterior forecast: the flow's forecast given those observations.
+
+    Args:
+        values: ``Tensor[B, H, D]`` in data units, NaN where unobserved.
+        noise: Observation noise standard deviation (data units), a float or ``Tensor[D]``.
+
+    Example:
+        >>> import torch
+        >>> values = torch.tensor([[[1.0, float("nan")]]])  # B = 1, H = 1: x known, y not
+        >>> step = ForecastStep(0, torch.zeros(3, 2), torch.zeros(3, 2), torch.zeros(3).long(),
+        ...                     AffineMap(torch.zeros(3, 2), torch.ones(2)), (3, 1))
+        >>> Observations(values, noise=0.5)(step)(torch.ones(3, 2))  # x on its observation
+        tensor([0., 0., 0.])
+    """
+
+    def __init__(self, values: Tensor, noise: Tensor | float) -> None:
+        values = torch.as_tensor(values)
+        if values.dim() != 3 or not values.is_floating_point():
+            raise ValueError(
+                f"values must be a floating-point Tensor[B, H, D] (NaN where unobserved), "
+                f"got shape {tuple(values.shape)} and dtype {values.dtype}"
+            )
+        self.values, self.noise = values, noise
+        self.observed = ~values.isnan()
+
+    def __call__(self, step: ForecastStep) -> Energy:
+        if step.step >= self.values.shape[1]:
+            raise ValueError(
+                f"observations cover {self.values.shape[1]} forecast steps; step {step.step + 1} "
+                f"has none"
+            )
+        if int(step.series.max()) >= self.values.shape[0]:
+            raise ValueError(f"observations hold {self.values.shape[0]} series; the forecast more")
+        series = step.series.to(self.values.device)
+        rows = self.values[series, step.step].to(step.yhat.device)
+        mask = self.observed[series, step.step].to(step.yhat.device)
+        return step.to_data.pull_back(Observed(mask, rows, self.noise))
