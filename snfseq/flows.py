@@ -39,9 +39,10 @@ from pyro.distributions.transforms import Permute, conditional_affine_coupling
 from torch import Tensor, nn
 from torch.distributions import ComposeTransform, Transform
 from zuko.flows import GeneralCouplingTransform, LazyTransform
-from zuko.transforms import CouplingTransform, MonotonicRQSTransform
+from zuko.transforms import AutoregressiveTransform, CouplingTransform, MonotonicRQSTransform
 
 from snfseq.energy import LOG_2PI
+from snfseq.jacobi import jacobi_inverse
 
 FLOW_KINDS = ("realnvp", "spline-coupling", "maf", "nsf", "pyro-coupling")
 
@@ -202,6 +203,10 @@ class ConditionalFlow(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.features = int(features)
         self.condition_features = int(condition_features)
+        #: Autoregressive layers (MAF, NSF) sample by Jacobi sweeps that stop once no
+        #: coordinate moves by more than this (:func:`snfseq.jacobi.jacobi_inverse`); 0 runs
+        #: every sweep, the exact sequential inverse.
+        self.inverse_tolerance = 1e-5
 
     @classmethod
     def from_zuko(
@@ -254,6 +259,9 @@ class ConditionalFlow(nn.Module):
             y_a, y_b = transform.split(y)
             x_b, ladj = transform.meta(y_a).inv.call_and_ladj(y_b)
             return transform.merge(y_a, x_b, y.shape), ladj
+        if isinstance(transform, AutoregressiveTransform):
+            x, ladj, _ = jacobi_inverse(transform, y, self.inverse_tolerance)
+            return x, ladj
         return transform.inv.call_and_ladj(y)
 
     def sample_from(

@@ -150,3 +150,27 @@ def test_snf_sample_weights_and_metrics_on_the_gpu():
         rtol=1e-4,
         atol=1e-5,
     )
+
+
+def test_posterior_forecast_and_jacobi_sampling_run_on_the_gpu(cuda_model):
+    model, windows = cuda_model
+    future = windows[:3, 6:10]
+    values = future.clone()
+    values[..., 3:] = float("nan")  # half of each frame known
+    posterior = Refinement(
+        kernel="mala",
+        prior="flow",
+        target=snf.Observations(values, noise=0.05),
+        after=[-1] * 3,
+        lam=[0.1, 0.4, 1.0],
+        resample=0.5,
+    )
+    fc = model.forecast(windows[:3, :6], horizon=4, num_samples=32, refinement=posterior, seed=0)
+    assert fc.samples.device.type == CUDA.type and torch.isfinite(fc.log_weights).all()
+    torch.manual_seed(0)
+    flow = build_flow("nsf", features=6, condition_features=2, transforms=2, hidden=(16,)).to(CUDA)
+    z, c = torch.randn(64, 6, device=CUDA), torch.randn(64, 2, device=CUDA)
+    fast, _ = flow.sample_from(z, c)
+    flow.inverse_tolerance = 0.0
+    exact, _ = flow.sample_from(z, c)
+    torch.testing.assert_close(fast, exact, atol=1e-4, rtol=1e-4)
