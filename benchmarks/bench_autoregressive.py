@@ -21,26 +21,19 @@ Run: ``python benchmarks/bench_autoregressive.py [--quick] [--threads N]``; writ
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-from machine import cpu_name
+from machine import arguments, describe, write_report
 
 import snfseq.flows
 from snfseq import SequenceFlow, data
-from snfseq.files import atomic_write, json_ready
 from snfseq.jacobi import jacobi_inverse
-
-RESULTS = Path(__file__).parent / "results"
 
 
 @dataclass(frozen=True)
@@ -108,10 +101,7 @@ def step_times(variants: dict[str, Callable[[int], Any]], repeats: int) -> dict[
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser = arguments(__doc__)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = QUICK if args.quick else Settings()
@@ -159,22 +149,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }
     report = {
         "settings": asdict(settings),
-        "machine": {
-            "cpu": cpu_name(),
-            "threads": args.threads,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
+        "machine": describe(args.threads),
         "seconds": time.perf_counter() - started,
         "ms_per_step": times,
         "jacobi": rows,
     }
     suffix = "_quick" if args.quick else ""
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(args.out / f"autoregressive{suffix}.json") as path:
-        path.write_text(json.dumps(json_ready(report), indent=1, allow_nan=False))
-    with atomic_write(args.out / f"autoregressive{suffix}.md") as path:
-        path.write_text(markdown(report))
+    write_report(args.out, f"autoregressive{suffix}", report, markdown(report))
     return report
 
 

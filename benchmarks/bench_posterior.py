@@ -32,25 +32,19 @@ Run: ``python benchmarks/bench_posterior.py [--quick] [--threads N]``; writes
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from machine import cpu_name
+from machine import arguments, describe, write_report
 from quality_stats import block_indices, interval
 
 from snfseq import Refinement, SequenceFlow, data, energy, metrics, snf
-from snfseq.files import atomic_write, json_ready
 
-RESULTS = Path(__file__).parent / "results"
 TEST_CLIPS = 3
 
 
@@ -349,10 +343,7 @@ def mode_keeping(settings: Settings) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser = arguments(__doc__)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = QUICK if args.quick else Settings()
@@ -376,21 +367,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = {
         "settings": asdict(settings),
         "modes": modes,
-        "machine": {
-            "cpu": cpu_name(),
-            "threads": args.threads,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
+        "machine": describe(args.threads),
         "seconds": time.perf_counter() - started,
         "scenarios": results,
     }
     suffix = "_quick" if args.quick else ""
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(args.out / f"posterior{suffix}.json") as path:
-        path.write_text(json.dumps(json_ready(report), indent=1, allow_nan=False))
-    with atomic_write(args.out / f"posterior{suffix}.md") as path:
-        path.write_text(markdown(report))
+    write_report(args.out, f"posterior{suffix}", report, markdown(report))
     return report
 
 

@@ -20,9 +20,6 @@ Run: ``python benchmarks/bench_scaling.py [--quick] [--threads N]``; writes
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -33,12 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from machine import cpu_name
+from machine import arguments, describe, write_report
 
 from snfseq import Refinement, SequenceFlow
-from snfseq.files import atomic_write, json_ready
+from snfseq.files import atomic_write
 
-RESULTS = Path(__file__).parent / "results"
 REFINEMENTS = {
     "GRU-NF": None,
     "paper": Refinement.paper(),
@@ -121,10 +117,7 @@ def log(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser = arguments(__doc__)
     parser.add_argument("--train-probe", nargs=3, metavar=("D", "SIZE", "BATCHES"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -162,13 +155,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
     report = {
         "settings": asdict(settings),
-        "machine": {
-            "cpu": cpu_name(),
-            "threads": args.threads,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "this_process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        },
+        "machine": describe(args.threads),
+        "this_process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "seconds": time.perf_counter() - started,
         "model": f"{size}, D = {sample_features}",
         "step_ms_by_samples": by_samples,
@@ -177,11 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "training": training,
     }
     suffix = "_quick" if args.quick else ""
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(args.out / f"scaling{suffix}.json") as path:
-        path.write_text(json.dumps(json_ready(report), indent=1, allow_nan=False))
-    with atomic_write(args.out / f"scaling{suffix}.md") as path:
-        path.write_text(markdown(report))
+    write_report(args.out, f"scaling{suffix}", report, markdown(report))
     if not args.quick:
         plot(report, args.out / "scaling.png")
     return report

@@ -1,10 +1,19 @@
-"""What every benchmark records about the machine it ran on (imported by the scripts beside it,
-which run with this folder on ``sys.path``)."""
+"""What every benchmark shares: the machine it ran on, its command line and its result files
+(imported by the scripts beside it, which run with this folder on ``sys.path``)."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import platform
 from pathlib import Path
+from typing import Any
+
+import torch
+
+from snfseq.files import atomic_write, json_ready
+
+RESULTS = Path(__file__).parent / "results"
 
 
 def cpu_name() -> str:
@@ -16,3 +25,31 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def describe(threads: int) -> dict[str, Any]:
+    """The machine and software a run measured: CPU, torch threads, torch and Python."""
+    return {
+        "cpu": cpu_name(),
+        "threads": threads,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options every benchmark takes: ``--quick``, ``--threads`` and ``--out``."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the results")
+    return parser
+
+
+def write_report(folder: Path, name: str, report: dict[str, Any], markdown: str) -> None:
+    """Writes ``name.json`` (no NaN) and ``name.md`` into ``folder``, each whole or not at all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_write(folder / f"{name}.json") as path:
+        path.write_text(json.dumps(json_ready(report), indent=1, allow_nan=False))
+    with atomic_write(folder / f"{name}.md") as path:
+        path.write_text(markdown)
