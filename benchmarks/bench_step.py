@@ -12,6 +12,8 @@ S = 100 samples with their own recurrent states, one series; untrained weights).
   the same shapes, in float32 and in bfloat16, in the same run. The ratio step / float32
   floor is what issue 11 asks to bring under 1.3; gradient-based refinements also multiply
   backwards through the flow, which the hooks do not see, so their floor is a lower bound;
+* GRU-NF and MALA again under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (their floor
+  column is still the float32 one; compare with the bfloat16 floor);
 * a profile of one GRU-NF forecast of 16 steps: the operators taking the most time.
 
 Run: ``python benchmarks/bench_step.py [--quick] [--threads N]``; writes ``results/step.json``
@@ -35,6 +37,9 @@ from torch import nn
 from snfseq import Refinement, SequenceFlow
 
 VARIANTS = {"GRU-NF": None, "paper": Refinement.paper(), "mala": Refinement(kernel="mala")}
+#: Variants also run under ``torch.autocast("cpu", dtype=torch.bfloat16)``: linear layers and
+#: the GRU's products in bfloat16, everything else in float32.
+BF16 = ("GRU-NF", "mala")
 
 
 @dataclass(frozen=True)
@@ -132,14 +137,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = build(settings)
     context = torch.randn(1, 8, settings.features).cumsum(1)
 
-    def runner(refinement: Refinement | None) -> Callable[[int], Any]:
+    def runner(refinement: Refinement | None, bf16: bool = False) -> Callable[[int], Any]:
         def run(horizon: int) -> Any:
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 return model.forecast(context, horizon, settings.samples, refinement, seed=0)
 
         return run
 
     runs = {name: runner(refinement) for name, refinement in VARIANTS.items()}
+    runs |= {f"{name} bf16 autocast": runner(VARIANTS[name], bf16=True) for name in BF16}
     for run in runs.values():
         run(2)  # warm-up
     steps: dict[str, list[float]] = {name: [] for name in runs}
