@@ -22,14 +22,13 @@ Run: ``python benchmarks/bench_autoregressive.py [--quick] [--threads N]``; writ
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from machine import arguments, describe, write_report
+from machine import arguments, describe, log, step_times, write_report
 
 import snfseq.flows
 from snfseq import SequenceFlow, data
@@ -51,10 +50,6 @@ class Settings:
 
 
 QUICK = Settings(features=12, hidden=16, layers=1, width=16, transforms=2, epochs=1, repeats=2)
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def train(kind: str, windows: torch.Tensor, settings: Settings) -> SequenceFlow:
@@ -81,23 +76,6 @@ class SweepCounter:
         x, ladj, sweeps = jacobi_inverse(transform, y, tolerance)
         self.sweeps.append(sweeps)
         return x, ladj, sweeps
-
-
-def step_times(variants: dict[str, Callable[[int], Any]], repeats: int) -> dict[str, float]:
-    """Median ms per forecast step of every variant, timed round-robin."""
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for run in variants.values():  # warm-up
-        run(1)
-    for _ in range(repeats):
-        for name, run in variants.items():
-            tic = time.perf_counter()
-            run(1)
-            one = time.perf_counter() - tic
-            tic = time.perf_counter()
-            run(16)
-            sixteen = time.perf_counter() - tic
-            times[name].append(1000 * (sixteen - one) / 15)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -33,14 +33,13 @@ Run: ``python benchmarks/bench_posterior.py [--quick] [--threads N]``; writes
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
-from machine import arguments, describe, write_report
+from machine import arguments, describe, log, write_report
 from quality_stats import block_indices, interval
 
 from snfseq import Refinement, SequenceFlow, data, energy, metrics, snf
@@ -76,10 +75,6 @@ QUICK = Settings(
     stride=12, max_windows=6, blocks=2, steps=1, keyframe_every=3, max_time_factor=2,
     bootstrap=50,
 )  # fmt: skip
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def datasets(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -21,7 +21,6 @@ Run: ``python benchmarks/bench_scaling.py [--quick] [--threads N]``; writes
 from __future__ import annotations
 
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from machine import arguments, describe, write_report
+from machine import arguments, describe, log, step_times, write_report
 
 from snfseq import Refinement, SequenceFlow
 from snfseq.files import atomic_write
@@ -78,14 +77,9 @@ def forecast_ms(net: SequenceFlow, samples: int, horizon: int, refinement: Any) 
 
 
 def step_ms(net: SequenceFlow, samples: int, refinement: Any, repeats: int) -> float:
-    """Median ms of one forecast step, ``(t(H=16) - t(H=1)) / 15``, after a warm-up."""
-    forecast_ms(net, samples, 2, refinement)
-    steps = []
-    for _ in range(repeats):
-        one = forecast_ms(net, samples, 1, refinement)
-        sixteen = forecast_ms(net, samples, 16, refinement)
-        steps.append((sixteen - one) / 15)
-    return statistics.median(steps)
+    """Median ms of one forecast step (:func:`machine.step_times`)."""
+    run = lambda horizon: forecast_ms(net, samples, horizon, refinement)  # noqa: E731
+    return step_times({"step": run}, repeats)["step"]
 
 
 def train_probe(features: int, size: str, batches: int, threads: int) -> dict[str, float]:
@@ -110,10 +104,6 @@ def _train_here(features: int, size: str, batches: int) -> None:
     status = Path("/proc/self/status").read_text().split("\n")
     peak_kib = next(line.split()[1] for line in status if line.startswith("VmHWM"))
     print(len(windows) / elapsed, peak_kib)
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

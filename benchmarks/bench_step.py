@@ -23,7 +23,6 @@ and ``.md`` (``_quick`` with ``--quick``).
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -31,7 +30,7 @@ from typing import Any
 
 import torch
 import zuko
-from machine import arguments, describe, write_report
+from machine import arguments, describe, log, step_times, write_report
 from torch import nn
 
 from snfseq import Refinement, SequenceFlow
@@ -125,10 +124,6 @@ def floor_ms(shapes: list[tuple[int, int, int]], dtype: torch.dtype, repeats: in
     return statistics.median(once() for _ in range(max(repeats, 5)))
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = arguments(__doc__).parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -146,25 +141,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     runs = {name: runner(refinement) for name, refinement in VARIANTS.items()}
     runs |= {f"{name} bf16 autocast": runner(VARIANTS[name], bf16=True) for name in BF16}
-    for run in runs.values():
-        run(2)  # warm-up
-    steps: dict[str, list[float]] = {name: [] for name in runs}
     log("timing steps")
-    for _ in range(settings.repeats):
-        for name, run in runs.items():
-            tic = time.perf_counter()
-            run(1)
-            one = time.perf_counter() - tic
-            tic = time.perf_counter()
-            run(16)
-            steps[name].append(1000 * (time.perf_counter() - tic - one) / 15)
+    steps = step_times(runs, settings.repeats)
     rows: dict[str, Any] = {}
     for name, run in runs.items():
         shapes = gemms(model, run)
         flops = sum(2 * r * i * o for r, i, o in shapes)
         fp32 = floor_ms(shapes, torch.float32, settings.repeats)
         bf16 = floor_ms(shapes, torch.bfloat16, settings.repeats)
-        step = statistics.median(steps[name])
+        step = steps[name]
         rows[name] = {
             "step_ms": step,
             "gemm_calls": len(shapes),

@@ -6,6 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +57,30 @@ def write_report(folder: Path, name: str, report: dict[str, Any], markdown: str)
         path.write_text(json.dumps(json_ready(report), indent=1, allow_nan=False))
     with atomic_write(folder / f"{name}.md") as path:
         path.write_text(markdown)
+
+
+def log(message: str) -> None:
+    """A progress line on stderr (the results go to files)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def step_times(runs: dict[str, Callable[[int], Any]], repeats: int) -> dict[str, float]:
+    """Median ms of one forecast step of every variant, ``(t(H=16) - t(H=1)) / 15`` (so that
+    encoding the context cancels), timed round-robin after one warm-up call each.
+
+    Args:
+        runs: Variant name -> a function forecasting ``horizon`` frames.
+        repeats: Paired timings per variant.
+    """
+    for run in runs.values():
+        run(2)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            tic = time.perf_counter()
+            run(1)
+            one = time.perf_counter() - tic
+            tic = time.perf_counter()
+            run(16)
+            times[name].append(1000 * (time.perf_counter() - tic - one) / 15)
+    return {name: statistics.median(values) for name, values in times.items()}

@@ -261,7 +261,7 @@ class Refinement:
             return flow_energy(flow, k, c) + lam * _pushed(target, flow, k, c)
         if self.intermediate == "interpolate":
             return energies.Interpolated(base, target, lam)
-        own = energies.PullBack(base, lambda y: flow.partial_inverse(y, k, c))
+        own = flow_energy(flow, k, c)
         pulled = energies.PullBack(target, lambda y: flow.partial_forward(y, k, c))
         return energies.Interpolated(own, pulled, lam)
 
