@@ -31,6 +31,7 @@ __all__ = [
 
 import warnings
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -74,9 +75,24 @@ class ClippedCoupling(GeneralCouplingTransform):
     def __init__(self, *args: Any, clip: float = 5.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.clip = float(clip)
+        # zuko finds the split with mask.nonzero() at every call: a host sync on a GPU, which
+        # also forbids capturing the step as a CUDA graph. Found once here.
+        self.register_buffer("idx_a", self.mask.nonzero().squeeze(-1), persistent=False)
+        self.register_buffer("idx_b", (~self.mask).nonzero().squeeze(-1), persistent=False)
 
     def meta(self, c: Tensor | None, x: Tensor) -> Transform:
         return super().meta(c, x / (1 + x.abs() / self.clip))
+
+    def forward(self, c: Tensor | None = None) -> Transform:
+        return _SplitCoupling(partial(self.meta, c), self.idx_a, self.idx_b)
+
+
+class _SplitCoupling(CouplingTransform):
+    """zuko's coupling transform, given its split indices instead of a mask."""
+
+    def __init__(self, meta: Callable[[Tensor], Transform], idx_a: Tensor, idx_b: Tensor) -> None:
+        super(CouplingTransform, self).__init__()  # what CouplingTransform's own does
+        self.meta, self.idx_a, self.idx_b = meta, idx_a, idx_b
 
 
 class PyroLayer(LazyTransform):

@@ -40,6 +40,7 @@ from snfseq.config import SequenceFlowConfig
 from snfseq.encoding import CovariateScaler, Encoding
 from snfseq.flows import ConditionalFlow, build_flow
 from snfseq.forecast import Forecast
+from snfseq.graphs import GraphedRollout
 from snfseq.landmarks.laid_out import LaidOut, layout_state, restore_layout
 from snfseq.normalize import ContextNormalizer
 from snfseq.rollout import OnlineForecaster, Rollout
@@ -277,6 +278,7 @@ class SequenceFlow(Encoding, LaidOut):
         record_trace: bool = False,
         feature_names: Sequence[str] | None = None,
         covariates: Tensor | np.ndarray | None = None,
+        cuda_graph: bool = False,
     ) -> Forecast:
         """Samples ``num_samples`` future trajectories of each series.
 
@@ -295,6 +297,9 @@ class SequenceFlow(Encoding, LaidOut):
             covariates: ``Tensor[B, T + H, K]``, the covariates of the context frames and of
                 the ``H`` forecast frames (later frames are ignored), for a model built with
                 ``covariates=K``.
+            cuda_graph: Capture one step as a CUDA graph and replay it for every frame
+                (:class:`snfseq.graphs.GraphedRollout`: a GPU model, no resampling,
+                covariates or traces).
 
         Returns:
             A :class:`Forecast` with ``samples: Tensor[S, B, H, D]`` in data units.
@@ -313,9 +318,10 @@ class SequenceFlow(Encoding, LaidOut):
         z = self._covariates(covariates, series, length + horizon, needs)
         with seeded(seed, [observed.device]), evaluating(self), torch.no_grad():
             rollout = self._rollout(observed, num_samples, refinement, feedback, record_trace, z)
+            stepper = GraphedRollout(rollout) if cuda_graph else rollout
             for h in range(horizon):
-                rollout.step(feed_back=h + 1 < horizon)  # nothing reads the state after the last
-            forecast = rollout.forecast(feature_names)
+                stepper.step(feed_back=h + 1 < horizon)  # nothing reads the state after the last
+            forecast = stepper.forecast(feature_names)
         message = forecast.weight_warning()
         if message is not None and (refinement is None or refinement.resample is None):
             warnings.warn(message, RuntimeWarning, stacklevel=2)

@@ -66,8 +66,9 @@ class ContextNormalizer(nn.Module):
         scale = centred.reshape(-1, centred.shape[-1]).std(0)
         # A feature that never moves would otherwise divide by zero.
         floor = scale.max().clamp_min(_EPS) * 1e-3
-        self.scale.copy_(scale.clamp_min(floor))
-        deltas = (centred / self.scale).diff(dim=1).reshape(-1, centred.shape[-1])
+        scale = scale.clamp_min(floor)
+        self.scale.copy_(scale)  # the buffers may live on a GPU, the windows on the CPU
+        deltas = (centred / scale).diff(dim=1).reshape(-1, centred.shape[-1])
         delta_scale = deltas.std(0) if deltas.shape[0] > 1 else torch.ones_like(scale)
         self.delta_scale.copy_(delta_scale.clamp_min(delta_scale.max().clamp_min(_EPS) * 1e-3))
         self.fitted.fill_(True)

@@ -1,6 +1,6 @@
 """The CUDA path: everything that touches tensors runs on a GPU and agrees with the CPU.
 
-Skipped where no GPU is present (CI has none); `scripts/gpu-check.sh` runs it on a GPU machine.
+Skipped where no GPU is present (CI has none); `benchmarks/gpu.sh` runs it on a GPU machine.
 ``SNFSEQ_TEST_DEVICE=cpu`` runs the same checks on the CPU (to check the tests themselves).
 """
 
@@ -16,9 +16,12 @@ from snfseq import Refinement, SequenceFlow, diagnostics, energy, kernels, metri
 from snfseq.flows import build_flow
 
 CUDA = torch.device(os.environ.get("SNFSEQ_TEST_DEVICE", "cuda"))
-pytestmark = pytest.mark.skipif(
-    CUDA.type == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device"
-)
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(
+        CUDA.type == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device"
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +177,23 @@ def test_posterior_forecast_and_jacobi_sampling_run_on_the_gpu(cuda_model):
     flow.inverse_tolerance = 0.0
     exact, _ = flow.sample_from(z, c)
     torch.testing.assert_close(fast, exact, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["none", "mala", "hmc"])
+def test_a_graphed_forecast_samples_what_the_eager_one_samples(cuda_model, name):
+    if CUDA.type != "cuda":
+        pytest.skip("CUDA graphs need a GPU")
+    model, windows = cuda_model
+    refinement, context, samples = REFINEMENTS[name], windows[:2, :6], 4000
+    graphed = model.forecast(context, 4, samples, refinement, seed=0, cuda_graph=True)
+    again = model.forecast(context, 4, samples, refinement, seed=0, cuda_graph=True)
+    eager = model.forecast(context, 4, samples, refinement, seed=0)
+    assert torch.equal(graphed.samples, again.samples)  # seeded replays repeat
+    assert not torch.equal(graphed.samples[:, :, 1:], graphed.samples[:, :, :-1])  # it moves
+    mean, spread = eager.samples.mean(0), eager.samples.std(0)
+    error = (graphed.samples.mean(0) - mean).abs() / (spread * (2 / samples) ** 0.5)
+    assert float(error.max()) < 5.0  # 48 coordinates: a 5-sigma miss is not chance
+    ratio = graphed.samples.std(0) / spread
+    assert float((ratio - 1).abs().max()) < 0.15
+    if refinement is not None:
+        assert graphed.log_weights is not None and torch.isfinite(graphed.log_weights).all()

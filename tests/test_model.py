@@ -299,3 +299,13 @@ def test_layout_errors_and_models_without_one(tmp_path) -> None:
     with pytest.raises(ValueError, match="does not fit"):
         model.layout = get_layout("mesh68").fit(np.zeros((3, 468, 2)) + np.arange(3)[:, None, None])
     assert SequenceFlow.load(model.save(tmp_path / "m.pt")).layout is None
+
+
+def test_the_normalizer_fits_from_cpu_windows_into_buffers_on_another_device():
+    """fit() moves the model to its device first; the scales are computed on the CPU (the
+    meta device stands in for a GPU: mixing devices in one operation fails on both)."""
+    from snfseq.normalize import ContextNormalizer
+
+    normalizer = ContextNormalizer(3).to("meta")
+    normalizer.fit(torch.randn(8, 6, 3).cumsum(1), context=3)
+    assert normalizer.scale.device.type == "meta"
