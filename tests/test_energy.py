@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import distributions as dist
 
+from snfseq import energy
 from snfseq.energy import (
     Energy,
     Gaussian,
@@ -212,3 +213,46 @@ def test_mixture_energy_stays_finite_far_from_every_component():
     assert value[0] == pytest.approx(
         0.5 * (999.0 / 0.1) ** 2 + math.log(2 * 0.1) + 0.5 * math.log(2 * math.pi), rel=1e-6
     )
+
+
+def _compositions():
+    """Gaussian-type compositions in float64, each with per-row tensors where allowed."""
+    torch.manual_seed(3)
+    yhat = torch.randn(6, 4, dtype=torch.float64)
+    lam = torch.rand(6, dtype=torch.float64)
+    weight = torch.rand(6, dtype=torch.float64) + 0.5
+    return {
+        "paper": energy.Interpolated(energy.StandardNormal(), energy.SquaredDistance(yhat), 0.3),
+        "gaussian target": energy.Interpolated(
+            energy.StandardNormal(), energy.Gaussian(yhat, 0.7), 0.6
+        ),
+        "per-row lam": energy.Interpolated(
+            energy.StandardNormal(), energy.SquaredDistance(yhat, weight), lam
+        ),
+        "normalised sum": 0.5 * energy.StandardNormal()
+        + energy.Gaussian(yhat, 2.0, normalized=True)
+        + energy.SquaredDistance(-yhat, 3.0),
+        "ends": energy.Interpolated(energy.StandardNormal(), energy.SquaredDistance(yhat), 1.0),
+    }
+
+
+@pytest.mark.parametrize("name", list(_compositions()))
+def test_a_collapsed_quadratic_equals_its_composition_with_its_constant(name):
+    u = _compositions()[name]
+    q = energy.simplified(u)
+    assert isinstance(q, energy.Quadratic)
+    x = 3 * torch.randn(6, 4, dtype=torch.float64)
+    e, g = q.value_and_grad(x)
+    e_ref, g_ref = u.value_and_grad(x)
+    torch.testing.assert_close(e, e_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(q(x), u(x), rtol=1e-12, atol=1e-12)
+
+
+def test_what_is_not_quadratic_is_left_as_it_is():
+    mixture = energy.GaussianMixture(torch.zeros(2, 3), 1.0)
+    per_coordinate = energy.Gaussian(torch.zeros(3), torch.tensor([1.0, 2.0, 3.0]))
+    for u in (mixture, energy.StandardNormal() + mixture, per_coordinate):
+        assert energy.simplified(u) is u
+    with pytest.raises(ValueError, match="mean"):
+        energy.Quadratic(1.0, 1.0)

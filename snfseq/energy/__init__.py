@@ -36,6 +36,7 @@ from snfseq.energy.gaussian import (
     StandardNormal,
     paper_energy,
 )
+from snfseq.energy.quadratic import Quadratic, simplified
 from snfseq.energy.transformed import Affine, PullBack
 
 __all__ = [
@@ -50,10 +51,12 @@ __all__ = [
     "Observed",
     "Potential",
     "PullBack",
+    "Quadratic",
     "Scaled",
     "SquaredDistance",
     "StandardNormal",
     "Sum",
     "as_energy",
     "paper_energy",
+    "simplified",
 ]

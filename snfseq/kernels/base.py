@@ -259,17 +259,19 @@ class Kernel(MCMCKernel, abc.ABC):
         ``log_path_ratio`` is ``log q(z | z') - log q(z' | z)`` of the proposal (None for a
         symmetric one); it is the path increment of the unadjusted kernel.
         """
-        finite = torch.isfinite(proposal_energy)
         log_ratio = energy - proposal_energy
         if log_path_ratio is not None:
             log_ratio = log_ratio + log_path_ratio
-        log_ratio = torch.where(finite, log_ratio, -math.inf)
+        # A proposal of energy +inf or NaN gives a ratio of -inf or NaN, which no uniform
+        # beats; only -inf needs saying (it would give +inf).
+        log_ratio = torch.where(proposal_energy > -math.inf, log_ratio, -math.inf)
         if adjusted:
             log_uniform = -torch.empty_like(log_ratio).exponential_()
             # NaN compares False, so a NaN ratio (e.g. a non-finite gradient) is rejected.
             accepted = log_uniform < log_ratio
             log_weight = torch.where(accepted, proposal_energy - energy, 0.0)
         else:
+            finite = torch.isfinite(proposal_energy)
             path = torch.zeros_like(energy) if log_path_ratio is None else log_path_ratio
             accepted = finite & torch.isfinite(path)
             # A proposal leaving the support ends the path: weight zero, state kept finite.

@@ -260,7 +260,8 @@ class Refinement:
         if self.prior == "flow":
             return flow_energy(flow, k, c) + lam * _pushed(target, flow, k, c)
         if self.intermediate == "interpolate":
-            return energies.Interpolated(base, target, lam)
+            # A Gaussian-type target makes the block one quadratic: a few ops per evaluation.
+            return energies.simplified(energies.Interpolated(base, target, lam))
         own = flow_energy(flow, k, c)
         pulled = energies.PullBack(target, lambda y: flow.partial_forward(y, k, c))
         return energies.Interpolated(own, pulled, lam)
@@ -316,7 +317,8 @@ class Refinement:
             if step is None:
                 raise ValueError("give either a target energy or the forecast step to build it")
             target = self.target_for(step)
-        target = energies.as_energy(target)
+        # Collapsed once (a Gaussian-type target becomes one quadratic) for every block.
+        target = energies.simplified(energies.as_energy(target))
         blocks = self.blocks(flow.num_layers)
         # Plain floats: they are configuration, and tensors would cost a conversion per call.
         lambdas = self.lambdas(len(blocks)).tolist()
@@ -345,7 +347,7 @@ class Refinement:
                         c = None if c is None else c[index]
                         if step is not None and not given:
                             step = step.rows(index)
-                            target = energies.as_energy(self.target_for(step))
+                            target = energies.simplified(energies.as_energy(self.target_for(step)))
                         energy = self.block_energy(flow, k, c, target, lambdas[j])
                 chain = run_chain(
                     kernel,
