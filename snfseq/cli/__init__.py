@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 
 from snfseq.cli import backtest, motion
 from snfseq.cli.checks import check_counts
+from snfseq.version import __version__
 
 # What runs each command once its integer options are checked.
 _RUNS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="snfseq",
         description="Sequence normalizing flows with stochastic (MCMC) refinement.",
     )
+    parser.add_argument("--version", action="version", version=f"snfseq {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     motion.add_parsers(commands)
     backtest.add_parser(commands)
@@ -76,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ...     main(["--help"])
         ... except SystemExit as done:  # argparse exits after printing the help
         ...     print("exit status", done.code)
-        usage: snfseq [-h] {demo,extract,train,forecast,render,stream,backtest} ...
+        usage: snfseq [-h] [--version]
+        ...
         ...
         exit status 0
     """
