@@ -20,6 +20,10 @@ Path log-weights (Wu, Koehler and Noe 2020, "Stochastic Normalizing Flows"): for
 that is ``u(y_out) - u(y_in)``; for unadjusted Langevin ``0.5 (|eta|^2 - |eta_back|^2)``; for
 unadjusted HMC the drop of kinetic energy ``0.5 |p_0|^2 - 0.5 |p_L|^2``.
 
+:class:`ChEESHMC` is HMC for many short chains: one step size and one trajectory length,
+shared by all chains and adapted across them during warmup (Hoffman, Radul and Sountsov 2021),
+see :mod:`snfseq.kernels.chees`.
+
 State dicts hold a single name (e.g. ``{"z": z}``); several names raise ``ValueError``:
 concatenate variables along the last axis instead. With Pyro's runner keep ``num_chains=1``
 (the chains are the leading dims of ``z``) and pass ``initial_params`` (there is no model to
@@ -49,11 +53,14 @@ Example:
 
 from snfseq.kernels.adaptation import DualAveraging
 from snfseq.kernels.base import FullTransition, Kernel, Transition
+from snfseq.kernels.chees import ChEESAdaptation, ChEESHMC
 from snfseq.kernels.gradient import HMC, MALA
 from snfseq.kernels.metropolis import PerCoordinateMetropolis, RandomWalkMetropolis
 
 __all__ = [
     "HMC",
+    "ChEESAdaptation",
+    "ChEESHMC",
     "MALA",
     "DualAveraging",
     "FullTransition",

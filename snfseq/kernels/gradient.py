@@ -159,21 +159,43 @@ class HMC(Kernel):
         grad: Tensor | None,
         adjusted: bool,
     ) -> Transition:
-        if energy is None or grad is None:
-            energy, grad = potential.value_and_grad(z)
         if self.jitter > 0.0:
             uniform = torch.rand(z.shape[:-1] + (1,), dtype=z.dtype, device=z.device)
             step = step * (1.0 + self.jitter * (2.0 * uniform - 1.0))
+        transition, _, _ = self._trajectory(
+            z, potential, step, energy, grad, adjusted, self.num_steps
+        )
+        return transition
+
+    def _trajectory(
+        self,
+        z: Tensor,
+        potential: Energy,
+        step: Tensor | float,
+        energy: Tensor | None,
+        grad: Tensor | None,
+        adjusted: bool,
+        num_steps: int,
+    ) -> tuple[Transition, Tensor, Tensor]:
+        """``num_steps`` leapfrog steps from a fresh momentum, then the accept/reject.
+
+        Returns:
+            The transition, the proposal (the trajectory's end, ``Tensor[..., D]``) and its
+            momentum (``Tensor[..., D]``, the velocity with a unit mass): trajectory-length
+            adaptation reads those whether or not the proposal was accepted.
+        """
+        if energy is None or grad is None:
+            energy, grad = potential.value_and_grad(z)
         momentum0 = torch.randn_like(z)
         momentum = momentum0 - (0.5 * step) * grad
         position = z
-        for leap in range(self.num_steps):
+        for leap in range(num_steps):
             position = position + step * momentum
             proposal_energy, proposal_grad = potential.value_and_grad(position)
-            kick = step if leap < self.num_steps - 1 else 0.5 * step
+            kick = step if leap < num_steps - 1 else 0.5 * step
             momentum = momentum - kick * proposal_grad
         log_path_ratio = 0.5 * (momentum0.square().sum(-1) - momentum.square().sum(-1))
-        return self._finish(
+        transition = self._finish(
             z,
             energy,
             grad,
@@ -183,3 +205,4 @@ class HMC(Kernel):
             log_path_ratio,
             adjusted,
         )
+        return transition, position, momentum
