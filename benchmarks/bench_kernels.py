@@ -1,4 +1,4 @@
-"""Throughput and sampling efficiency of snfseq's vectorized kernels against Pyro's HMC/NUTS.
+"""Throughput and sampling efficiency of snfseq's vectorized kernels against Pyro and BlackJAX.
 
 Measures, on a 60-D correlated Gaussian (fixed random SPD precision, standard deviations
 0.5 to 2 along random directions):
@@ -8,29 +8,36 @@ Measures, on a 60-D correlated Gaussian (fixed random SPD precision, standard de
 * bulk effective samples per second (arviz-stats ``ess``, min over four coordinates) of
   those runs and of Pyro's own ``HMC`` (L = 10) and ``NUTS`` on one chain;
 * the cost of one transition at the paper's SNF block shape (100 samples x D = 60) under the
-  published energy, the per-block cost the refinement loop pays.
+  published energy, the per-block cost the refinement loop pays;
+* BlackJAX (``blackjax_peer.py``: JAX on CPU, ``jit`` + ``vmap``) against snfseq's RWM, MALA
+  and HMC on the same Gaussian and on Neal's funnel (D = 10): each BlackJAX run starts where
+  snfseq's run started sampling, with the step size snfseq adapted for each chain, for as many
+  steps; chain-steps/s, ESS/s, acceptance and JAX's compile time, side by side. The end states
+  of all chains are checked against the Gaussian's exact means and standard deviations, for
+  both libraries, so that a wrongly wired kernel shows. Skipped (with a line in the report)
+  when jax or blackjax is not importable.
 
-Usage: ``python benchmarks/bench_kernels.py [--quick] [--threads N] [--device cpu|cuda]``.
-Writes ``benchmarks/results/kernels.json`` and ``benchmarks/results/kernels.md``.
+Usage: ``python benchmarks/bench_kernels.py [--quick] [--threads N] [--device cpu|cuda]``
+(``--threads`` defaults to 2, for torch and JAX alike). Writes ``results/kernels.json`` and
+``.md`` (``kernels_quick`` with ``--quick``; ``--out`` another folder).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import platform
 import statistics
 import time
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
+import blackjax_peer
 import numpy as np
 import pyro
 import torch
-from arviz_stats.base import array_stats
-from machine import cpu_name
+from blackjax_peer import KERNELS, Peer, Reference, Sampled, measure, min_ess, summarize
+from machine import arguments, cpu_name, log, write_report
 from pyro.infer.mcmc import HMC as PyroHMC
 from pyro.infer.mcmc import MCMC, NUTS
 from torch import Tensor
@@ -38,11 +45,11 @@ from torch import Tensor
 from snfseq.energy import Energy, paper_energy
 from snfseq.kernels import HMC, MALA, Kernel, RandomWalkMetropolis
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
 
 class CorrelatedGaussian(Energy):
     """``0.5 (x - mean)^T P (x - mean)`` with a closed-form gradient."""
+
+    moments_checked = True
 
     def __init__(self, dim: int, seed: int = 0) -> None:
         gen = torch.Generator().manual_seed(seed)
@@ -79,66 +86,128 @@ class CorrelatedGaussian(Energy):
         eye = torch.eye(self.mean.shape[0], dtype=torch.float64)
         return torch.stack([self.rotation[:, -1], self.rotation[:, 0], eye[0], eye[1]], dim=1)
 
+    def marginals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact mean and standard deviation of every coordinate, ``([D], [D])``."""
+        variance = (self.rotation**2 * self.scales**2).sum(-1)
+        return self.mean.numpy(), variance.sqrt().numpy()
+
+    def name(self) -> str:
+        return f"Gaussian D = {self.mean.shape[0]}"
+
+    def directions(self) -> np.ndarray:
+        return self.test_directions().numpy()
+
+    def jax_logdensity(self, peer: Peer) -> Callable[[Any], Any]:
+        return blackjax_peer.gaussian(peer, self.mean.numpy(), self.precision.numpy())
+
+
+class NealFunnel(Energy):
+    """Neal's funnel over ``[v, x_1..x_{D-1}]``: ``v ~ N(0, 3^2)``, ``x_i | v ~ N(0, e^v)``,
+    ``u = v^2 / 18 + (D - 1) v / 2 + e^{-v} |x|^2 / 2``, with a closed-form gradient."""
+
+    scale = 3.0
+    # Its x have heavy tails (kurtosis ~ e^9): their sample sd checks nothing.
+    moments_checked = False
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+
+    def _parts(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(v, x, e^{-v}, e^{-v} |x|^2 / 2)``."""
+        v, rest = x[..., 0], x[..., 1:]
+        precision = (-v).exp()
+        return v, rest, precision, 0.5 * precision * rest.square().sum(-1)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        v, rest, _, half_square = self._parts(x)
+        return 0.5 * (v / self.scale) ** 2 + 0.5 * rest.shape[-1] * v + half_square
+
+    def _value_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        v, rest, precision, half_square = self._parts(x)
+        energy = 0.5 * (v / self.scale) ** 2 + 0.5 * rest.shape[-1] * v + half_square
+        grad_v = v / self.scale**2 + 0.5 * rest.shape[-1] - half_square
+        return energy, torch.cat([grad_v.unsqueeze(-1), precision.unsqueeze(-1) * rest], -1)
+
+    def sample(self, n: int, gen: torch.Generator) -> Tensor:
+        noise = torch.randn(n, self.dim, generator=gen, dtype=torch.float64)
+        v = self.scale * noise[:, :1]
+        return torch.cat([v, (0.5 * v).exp() * noise[:, 1:]], dim=-1)
+
+    def test_directions(self) -> Tensor:
+        """The neck ``v`` and the first three ``x``."""
+        return torch.eye(self.dim, dtype=torch.float64)[:, :4]
+
+    def marginals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact means (0) and standard deviations (3, and ``e^{9/4}`` for every ``x``)."""
+        sd = np.full(self.dim, math.exp(self.scale**2 / 4))
+        sd[0] = self.scale
+        return np.zeros(self.dim), sd
+
+    def name(self) -> str:
+        return f"funnel D = {self.dim}"
+
+    def directions(self) -> np.ndarray:
+        return self.test_directions().numpy()
+
+    def jax_logdensity(self, peer: Peer) -> Callable[[Any], Any]:
+        return blackjax_peer.funnel(peer, self.scale)
+
+
+Target = CorrelatedGaussian | NealFunnel
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def _min_ess(draws: np.ndarray) -> tuple[float, float]:
-    """Bulk ESS of ``[coords, chains, draws]``: (min, mean) over coordinates."""
-    ess = np.asarray(array_stats.ess(draws, chain_axis=-2, draw_axis=-1, method="bulk"))
-    return float(ess.min()), float(ess.mean())
+class Sizes(NamedTuple):
+    chains: int
+    ess_chains: int  # K, the chains whose trace gives the ESS
+    warmup: int
 
 
 def bench_snfseq(
     name: str,
     kernel: Kernel,
-    target: CorrelatedGaussian,
-    num_chains: int,
-    warmup: int,
+    target: Target,
+    sizes: Sizes,
     num_steps: int,
-    ess_chains: int,
     device: torch.device,
     grads_per_step: int,
-) -> dict[str, Any]:
+) -> Reference:
     gen = torch.Generator().manual_seed(1)
-    z = target.sample(num_chains, gen).to(device=device, dtype=torch.float32)
+    z = target.sample(sizes.chains, gen).to(device=device, dtype=torch.float32)
     kernel.potential = target
-    kernel.setup(warmup)
+    kernel.setup(sizes.warmup)
     state = {"z": z}
-    for _ in range(warmup):
+    for _ in range(sizes.warmup):
         state = kernel.sample(state)
+    start = state["z"].double().cpu().numpy()
     directions = target.test_directions().to(z)
     trace = []
+
+    def sample() -> Tensor:
+        nonlocal state
+        for _ in range(num_steps):
+            state = kernel.sample(state)
+            trace.append(state["z"][: sizes.ess_chains] @ directions)
+        _sync(device)
+        return state["z"]
+
     _sync(device)
-    start = time.perf_counter()
-    for _ in range(num_steps):
-        state = kernel.sample(state)
-        trace.append(state["z"][:ess_chains] @ directions)
-    _sync(device)
-    elapsed = time.perf_counter() - start
-    draws = torch.stack(trace, dim=-1).permute(1, 0, 2).double().cpu().numpy()  # [4, K, N]
-    ess_min, ess_mean = _min_ess(draws)
-    # Chains are independent, so the ESS of all chains is the subset's times C / K.
-    scale = num_chains / ess_chains
-    diagnostics = kernel.diagnostics()
-    step = diagnostics["step size"]
-    return {
-        "sampler": name,
-        "chains": num_chains,
-        "warmup": warmup,
-        "steps": num_steps,
-        "seconds": elapsed,
-        "chain_steps_per_s": num_chains * num_steps / elapsed,
-        "grad_evals_per_step": grads_per_step,
-        "acceptance": float(diagnostics["acceptance rate"].mean()),
-        "step_size": float(step.mean()) if isinstance(step, Tensor) else float(step),
-        "ess_min": ess_min * scale,
-        "ess_mean": ess_mean * scale,
-        "ess_min_per_s": ess_min * scale / elapsed,
-        "ess_per_chain_step": ess_min / (ess_chains * num_steps),
-    }
+    end, seconds, cpu_use = measure(sample)
+    run = Sampled(
+        position=end.double().cpu().numpy(),
+        acceptance=kernel.diagnostics()["acceptance rate"].double().cpu().numpy(),
+        trace=torch.stack(trace, dim=-1).permute(1, 0, 2).double().cpu().numpy(),  # [4, K, N]
+        seconds=seconds,
+        cpu_use=cpu_use,
+    )
+    step = torch.as_tensor(kernel.step_size, dtype=torch.float64).cpu()
+    step_sizes = step.expand(sizes.chains).numpy()
+    row = summarize(name, target, run, step_sizes, grads_per_step) | {"warmup": sizes.warmup}
+    return Reference(row, start, step_sizes)
 
 
 def bench_pyro(
@@ -180,7 +249,7 @@ def bench_pyro(
     elapsed = (time.perf_counter() - sampling_start[0]) * num_samples / (num_samples - 1)
     samples = mcmc.get_samples()["z"].double()  # [N, D]
     draws = (samples @ target.test_directions()).T[:, None, :].numpy()  # [4, 1, N]
-    ess_min, ess_mean = _min_ess(draws)
+    ess_min, ess_mean = min_ess(draws)
     diagnostics = mcmc.diagnostics()
     return {
         "sampler": name,
@@ -296,81 +365,85 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"| {row['kernel']} | {row['median_us']:.0f} | {row['p10_us']:.0f} | "
             f"{row['p90_us']:.0f} |"
         )
-    lines.append("")
+    lines += ["", *blackjax_peer.markdown(report["blackjax"]), ""]
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, under 30 s")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    torch.manual_seed(0)
-    dim = 60
-    if args.quick:
-        num_chains, ess_chains, warmup = 1_000, 100, 100
-        steps = {"RWM": 300, "MALA": 200, "HMC L=10": 60, "HMC L=10 jitter 0.2": 60}
-        pyro_warmup, pyro_samples, block_repeats = 50, 100, 200
-    else:
-        num_chains, ess_chains, warmup = 10_000, 200, 300
-        steps = {"RWM": 3_000, "MALA": 1_000, "HMC L=10": 300, "HMC L=10 jitter 0.2": 300}
-        pyro_warmup, pyro_samples, block_repeats = 300, 1_000, 2_000
-    target = CorrelatedGaussian(dim)
-    report: dict[str, Any] = {
-        "machine": machine_info(device),
-        "quick": args.quick,
-        "dim": dim,
-        "ess_chains": ess_chains,
-        "samplers": [],
-    }
-    kernels: list[tuple[str, Kernel, int]] = [
+def snfseq_kernels() -> list[tuple[str, Kernel, int]]:
+    """``(name, fresh kernel, gradient evaluations per step)``, initial step sizes included."""
+    return [
         ("RWM", RandomWalkMetropolis(step_size=0.1), 0),
         ("MALA", MALA(step_size=0.05), 1),
         ("HMC L=10", HMC(step_size=0.1, num_steps=10), 10),
         ("HMC L=10 jitter 0.2", HMC(step_size=0.1, num_steps=10, jitter=0.2), 10),
     ]
-    for name, kernel, grads in kernels:
-        row = bench_snfseq(
-            f"snfseq {name}",
-            kernel,
-            target,
-            num_chains,
-            warmup,
-            steps[name],
-            ess_chains,
-            device,
-            grads,
-        )
-        report["samplers"].append(row)
-        print(json.dumps(row))
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Runs the benchmark, writes ``kernels[_quick].json`` and ``.md``; returns the report."""
+    parser = arguments(__doc__)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    peer = blackjax_peer.load(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    if args.quick:
+        sizes = Sizes(chains=1_000, ess_chains=100, warmup=100)
+        steps = {"RWM": 300, "MALA": 200, "HMC L=10": 60, "HMC L=10 jitter 0.2": 60}
+        pyro_warmup, pyro_samples, block_repeats = 50, 100, 200
+        # Every BlackJAX kernel compiles for over a second: quick runs leave the funnel out.
+        funnel_kernels: tuple[str, ...] = ()
+    else:
+        sizes = Sizes(chains=10_000, ess_chains=200, warmup=300)
+        steps = {"RWM": 3_000, "MALA": 1_000, "HMC L=10": 300, "HMC L=10 jitter 0.2": 300}
+        pyro_warmup, pyro_samples, block_repeats = 300, 1_000, 2_000
+        funnel_kernels = KERNELS
+    target, funnel = CorrelatedGaussian(60), NealFunnel(10)
+    report: dict[str, Any] = {
+        "machine": machine_info(device),
+        "quick": args.quick,
+        "dim": 60,
+        "ess_chains": sizes.ess_chains,
+        "samplers": [],
+    }
+    gaussian_runs, funnel_runs = {}, {}
+    for name, kernel, grads in snfseq_kernels():
+        log(f"snfseq {name}")
+        run = bench_snfseq(f"snfseq {name}", kernel, target, sizes, steps[name], device, grads)
+        report["samplers"].append(run.row)
+        if name in KERNELS:
+            gaussian_runs[name] = run
+    for name, kernel, grads in snfseq_kernels():
+        if name in funnel_kernels:
+            log(f"snfseq {name} on the {funnel.name()}")
+            label = f"snfseq {name}"
+            funnel_runs[name] = bench_snfseq(
+                label, kernel, funnel, sizes, steps[name], device, grads
+            )
     single = bench_snfseq(
         "snfseq HMC L=10, 1 chain",
         HMC(step_size=0.1, num_steps=10),
         target,
-        1,
-        pyro_warmup,
+        Sizes(chains=1, ess_chains=1, warmup=pyro_warmup),
         pyro_samples,
-        1,
         device,
         10,
     )
-    report["samplers"].append(single)
-    print(json.dumps(single))
+    report["samplers"].append(single.row)
     for name in ("pyro HMC", "pyro NUTS"):
-        row = bench_pyro(name, target, pyro_warmup, pyro_samples)
-        report["samplers"].append(row)
-        print(json.dumps(row))
+        log(name)
+        report["samplers"].append(bench_pyro(name, target, pyro_warmup, pyro_samples))
     report["block"] = bench_block(device, block_repeats)
-    for row in report["block"]:
-        print(json.dumps(row))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "kernels.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "kernels.md").write_text(to_markdown(report))
-    print(f"wrote {RESULTS / 'kernels.json'} and {RESULTS / 'kernels.md'}")
+    report["blackjax"] = blackjax_peer.section(
+        peer,
+        blackjax_peer.against(peer, target, gaussian_runs, sizes.ess_chains)
+        + blackjax_peer.against(peer, funnel, funnel_runs, sizes.ess_chains),
+    )
+    name = "kernels_quick" if args.quick else "kernels"
+    write_report(args.out, name, report, to_markdown(report))
+    log(f"wrote {args.out / name}.json and .md")
+    return report
 
 
 if __name__ == "__main__":
