@@ -59,7 +59,8 @@ class ClippedCoupling(GeneralCouplingTransform):
 
     Args:
         clip: Soft bound on the conditioner's inputs (in the flow's standardised units).
-        args, kwargs: As :class:`zuko.flows.GeneralCouplingTransform`.
+        *args: As :class:`zuko.flows.GeneralCouplingTransform`.
+        **kwargs: As :class:`zuko.flows.GeneralCouplingTransform`.
 
     Example:
         >>> import torch

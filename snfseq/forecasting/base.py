@@ -55,7 +55,9 @@ class Forecaster:
         calendar: Use calendar features of the timestamps, where the forecaster takes features.
         max_gap: Longest run of missing values filled by interpolation (see
             :mod:`~snfseq.forecasting.inputs`).
-        id_column, time_column, value_column: Column names of long data.
+        id_column: The column of the series' names, in long data.
+        time_column: The column of the timestamps, in long data.
+        value_column: The column of the values, in long data.
 
     Example:
         >>> Forecaster(prediction_length=0, context_length=4)

@@ -73,7 +73,9 @@ class FlowForecaster(Forecaster):
             :mod:`snfseq.forecasting.scaling` for why the default divides by a context scale.
         calendar: Condition on calendar features (only where the model takes covariates).
         max_gap: Longest run of missing values filled by interpolation.
-        id_column, time_column, value_column: Column names of long data.
+        id_column: The column of the series' names, in long data.
+        time_column: The column of the timestamps, in long data.
+        value_column: The column of the values, in long data.
         **model_options: :class:`~snfseq.config.SequenceFlowConfig` fields (``hidden``,
             ``layers``, ``flow``, ``transforms``, ``flow_hidden``, ``residual``...), over
             :data:`FLOW_DEFAULTS`; ``features`` comes from the data.
