@@ -25,6 +25,13 @@ from snfseq.energy import Energy, EnergyLike
 from snfseq.kernels.base import Kernel, Transition
 
 
+def _plus(x: Tensor, y: Tensor, factor: Tensor | float) -> Tensor:
+    """``x + factor * y`` (one operation for a float factor)."""
+    if isinstance(factor, Tensor):
+        return x + factor * y
+    return torch.add(x, y, alpha=factor)
+
+
 def _sqrt(step: Tensor | float) -> Tensor | float:
     return torch.sqrt(step) if isinstance(step, Tensor) else math.sqrt(step)
 
@@ -81,10 +88,13 @@ class MALA(Kernel):
             energy, grad = potential.value_and_grad(z)
         noise_scale = _sqrt(2.0 * step)
         noise = torch.randn_like(z)
-        proposal = z - step * grad + noise_scale * noise
+        proposal = _plus(_plus(z, grad, -step), noise, noise_scale)
         proposal_energy, proposal_grad = potential.value_and_grad(proposal)
-        noise_back = (z - proposal + step * proposal_grad) / noise_scale
-        log_path_ratio = 0.5 * (noise.square().sum(-1) - noise_back.square().sum(-1))
+        # The noise that proposes z back from the proposal is a - noise, a = sqrt(step / 2)
+        # (grad + proposal_grad), so 0.5 (|noise|^2 - |a - noise|^2) = a . (noise - a / 2):
+        # the path ratio in four operations.
+        shift = (grad + proposal_grad) * (0.5 * noise_scale)
+        log_path_ratio = torch.linalg.vecdot(shift, _plus(noise, shift, -0.5))
         return self._finish(
             z,
             energy,
