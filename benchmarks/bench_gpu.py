@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from bench_step import build as step_model
 from bench_step import gemms
 from machine import arguments, describe, log, step_times, write_report
 
@@ -69,17 +70,8 @@ QUICK = Settings(features=6, hidden=16, layers=1, width=16, samples=(4, 16), rep
 
 
 def build(settings: Settings, device: torch.device) -> SequenceFlow:
-    torch.manual_seed(0)
-    model = SequenceFlow(
-        features=settings.features,
-        hidden=settings.hidden,
-        layers=settings.layers,
-        transforms=5,
-        flow_hidden=(settings.width,) * 3,
-        encoder_input="frames",
-    )
-    model.normalizer.fitted.fill_(True)
-    return model.to(device).eval()
+    """bench_step's paper-size model (the same fields), on ``device``."""
+    return step_model(settings).to(device)  # type: ignore[arg-type]
 
 
 def synchronize(device: torch.device) -> None:

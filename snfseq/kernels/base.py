@@ -1,10 +1,9 @@
 """The kernel interface: one transition result type and the base class of every kernel.
 
 :class:`Kernel` has two faces: :meth:`Kernel.transition`, a pure function of the state (one
-step of every chain under a potential passed per call), and Pyro's
-:class:`~pyro.infer.mcmc.mcmc_kernel.MCMCKernel` protocol (:meth:`Kernel.sample`, ``setup``,
-``logging``, ``diagnostics``), with step-size adaptation delegated to
-:class:`snfseq.kernels.adaptation.DualAveraging`. Subclasses implement only ``_transition``.
+step of every chain under a potential passed per call), and Pyro's ``MCMCKernel`` protocol
+(``sample``, ``setup``, ``logging``, ``diagnostics``; step sizes adapted by
+:class:`~snfseq.kernels.adaptation.DualAveraging`). Subclasses implement ``_transition``.
 
 Example:
     >>> import torch
@@ -193,8 +192,7 @@ class Kernel(MCMCKernel, abc.ABC):
         """
         return self._move(z, potential, step_size, energy, grad, self.adjusted)
 
-    #: Former name of :meth:`transition`.
-    full_transition = transition
+    full_transition = transition  #: Former name of :meth:`transition`.
 
     def _move(
         self,
@@ -402,12 +400,14 @@ class Kernel(MCMCKernel, abc.ABC):
         self._t += 1
         if self.adaptation.active:
             self.step_size = self.adaptation.update(accept_prob)
+        return self._counted(out, accept_prob, name)
+
+    def _counted(self, out: Transition, accept_prob: Tensor, name: str) -> dict[str, Tensor]:
+        """Counts a protocol transition (accepts, phase, end of warmup); returns its sample."""
         accepted = out.accepted.to(out.energy.dtype)
-        if self._accepted_count is None or self._accept_prob_sum is None:
-            self._accepted_count, self._accept_prob_sum = accepted, accept_prob
-        else:
-            self._accepted_count = self._accepted_count + accepted
-            self._accept_prob_sum = self._accept_prob_sum + accept_prob
+        count, probs = self._accepted_count, self._accept_prob_sum
+        self._accepted_count = accepted if count is None else count + accepted
+        self._accept_prob_sum = accept_prob if probs is None else probs + accept_prob
         self._phase_steps += 1
         if self._t == self._warmup_steps:
             self.end_warmup()

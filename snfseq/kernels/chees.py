@@ -419,17 +419,7 @@ class ChEESHMC(HMC):
                     log_length_gradient if self.adapt_trajectory_length else None,
                 )
             )
-        accepted = out.accepted.to(out.energy.dtype)
-        if self._accepted_count is None or self._accept_prob_sum is None:
-            self._accepted_count, self._accept_prob_sum = accepted, accept_prob
-        else:
-            self._accepted_count = self._accepted_count + accepted
-            self._accept_prob_sum = self._accept_prob_sum + accept_prob
-        self._phase_steps += 1
-        if self._t == self._warmup_steps:
-            self.end_warmup()
-        self._last = out
-        return {name: out.z}
+        return self._counted(out, accept_prob, name)
 
     def logging(self) -> OrderedDict[str, float]:
         """The base kernel's progress-bar values and the trajectory length."""
