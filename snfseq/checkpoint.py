@@ -16,6 +16,7 @@ from __future__ import annotations
 __all__ = ["FORMAT_VERSION", "load_state", "read", "read_all", "write"]
 
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,13 @@ def write(
         ('m.pt', True)
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where a folder should be
+        blocking = next((folder for folder in path.parents if folder.is_file()), path.parent)
+        raise NotADirectoryError(
+            f"{blocking} is a file, not a directory (writing {path})"
+        ) from None
     payload = {
         "format": kind,
         "format_version": FORMAT_VERSION,
@@ -107,7 +114,8 @@ def read_all(
 
     Raises:
         FileNotFoundError: When there is no file.
-        ValueError: For a corrupt, truncated, foreign or newer file, with a message naming it.
+        ValueError: For an empty, corrupt, truncated, foreign or newer file, or one whose
+            weights hold NaN or infinite values, with a message naming it.
 
     Example:
         >>> import tempfile
@@ -125,21 +133,52 @@ def read_all(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is not a readable snfseq checkpoint: the file is empty")
     try:
         payload = torch.load(path, map_location=map_location or "cpu", weights_only=True)
     except Exception as error:
+        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        if isinstance(error, pickle.UnpicklingError):  # torch says it in a paragraph
+            reason = "neither a torch zip archive nor tensors alone"
         raise ValueError(
             f"{path} is not a readable snfseq checkpoint (corrupt, truncated or foreign "
-            f"file): {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+            f"file): {type(error).__name__}: {reason}"
         ) from error
     if not isinstance(payload, dict) or payload.get("format") != kind:
         raise ValueError(f"{path} is not a checkpoint of {kind}")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
+    version = payload.get("format_version", 0)
+    if not isinstance(version, int):
+        raise ValueError(f"{path} has a format_version of {version!r}, not an integer")
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"{path} was written by a newer snfseq ({payload.get('snfseq_version')}); "
             f"upgrade snfseq to read it"
         )
-    return dict(payload["config"]), dict(payload["state_dict"]), dict(payload.get("extra", {}))
+    return _contents(payload, path)
+
+
+def _contents(
+    payload: dict[str, Any], path: Path
+) -> tuple[dict[str, Any], dict[str, Tensor], dict[str, Any]]:
+    """``(config, state_dict, extra)`` of a payload, checked to be what :func:`write` writes:
+    a damaged or hand-edited file fails here, naming itself, not later in a constructor."""
+    parts: dict[str, dict[str, Any]] = {}
+    for name, default in (("config", None), ("state_dict", None), ("extra", {})):
+        part = payload.get(name, default)
+        if not isinstance(part, dict):
+            raise ValueError(f"{path} is damaged: its {name} is {type(part).__name__}, not a dict")
+        parts[name] = part
+    state = parts["state_dict"]
+    for key, value in state.items():
+        if not isinstance(value, Tensor):
+            raise ValueError(f"{path} is damaged: state {key!r} is {type(value).__name__}")
+        # Training that diverged saves NaN weights; they would only give NaN forecasts.
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(
+                f"{path} holds NaN or infinite values in {key!r} (did its training diverge?)"
+            )
+    return dict(parts["config"]), dict(state), dict(parts["extra"])
 
 
 def load_state(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from snfseq.flows import FLOW_KINDS
+from snfseq.validation import is_count
 
 
 @dataclass
@@ -63,8 +64,13 @@ class SequenceFlowConfig:
 
     def __post_init__(self) -> None:
         self.flow_hidden = tuple(int(h) for h in self.flow_hidden)
-        if self.features < 1:
-            raise ValueError(f"features must be >= 1, got {self.features}")
+        for name in ("features", "hidden", "layers", "condition_size", "transforms"):
+            if not is_count(getattr(self, name)):
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if any(h < 1 for h in self.flow_hidden):
+            raise ValueError(f"flow_hidden must hold widths >= 1, got {self.flow_hidden}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.cell not in ("gru", "lstm"):
             raise ValueError(f"cell must be 'gru' or 'lstm', got {self.cell!r}")
         if self.flow not in FLOW_KINDS:

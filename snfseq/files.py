@@ -39,7 +39,12 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     Readers never see a half-written file, and a failed write leaves the old file untouched.
     The temporary path may become a file or a directory (e.g. a zarr store); a directory
-    replaces an existing one by moving the old one aside first.
+    replaces an existing one by moving the old one aside first (and back, if the move fails).
+
+    Raises:
+        FileNotFoundError: The folder of ``path`` does not exist, or the block wrote nothing.
+        NotADirectoryError: The folder of ``path`` is a file.
+        IsADirectoryError: ``path`` is a directory and the block wrote a file.
 
     Example:
         >>> import tempfile
@@ -51,6 +56,12 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
         'done'
     """
     target = Path(path)
+    if not target.parent.is_dir():
+        if target.parent.exists():
+            raise NotADirectoryError(
+                f"{target.parent} is a file, not a directory (writing {target.name})"
+            )
+        raise FileNotFoundError(f"directory not found: {target.parent} (writing {target.name})")
     descriptor, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(descriptor)
     partial = Path(name)
@@ -59,10 +70,16 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield partial
         if not partial.exists():
             raise FileNotFoundError(f"nothing was written to {partial} for {target}")
+        if target.is_dir() and not partial.is_dir():
+            raise IsADirectoryError(f"{target} is a directory; a file cannot replace it")
         if partial.is_dir() and target.exists():
             aside = target.with_name(f".{target.name}.{partial.name}.old")
             os.replace(target, aside)
-            os.replace(partial, target)
+            try:
+                os.replace(partial, target)
+            except BaseException:
+                os.replace(aside, target)  # the old directory goes back where it was
+                raise
             _remove(aside)
         else:
             os.replace(partial, target)

@@ -154,6 +154,8 @@ class Fitting(Encoding):
             train = self._lazy(windows, covariates)
         else:
             train = self._joined(self._as_windows(windows, "windows", 2), covariates, "covariates")
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         count, length = train.shape[:2]
         context = length // 3 if context is None else context
         if not 1 <= context < length:

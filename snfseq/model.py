@@ -48,6 +48,7 @@ from snfseq.rollout import OnlineForecaster, Rollout
 from snfseq.runtime import evaluating, seeded
 from snfseq.snf import ForecastStep, Refinement
 from snfseq.training import FitHistory
+from snfseq.validation import is_count
 
 CHECKPOINT_KIND = "snfseq.SequenceFlow"
 Feedback = Literal["sample", "mean"]
@@ -119,7 +120,9 @@ class SequenceFlow(Fitting, Encoding, LaidOut):
         Returns:
             ``Tensor[N]``: mean NLL per feature and horizon frame of each window.
         """
-        windows = self._as_windows(windows, "windows", context + 1)
+        if not is_count(context):
+            raise ValueError(f"context must be an integer >= 1, got {context!r}")
+        windows = self._as_windows(windows, "windows", int(context) + 1)
         count, length = windows.shape[:2]
         z = self._covariates(covariates, count, length, f"windows of {length} frames", exact=True)
         with evaluating(self), torch.no_grad():
@@ -164,10 +167,10 @@ class SequenceFlow(Fitting, Encoding, LaidOut):
         Returns:
             A :class:`Forecast` with ``samples: Tensor[S, B, H, D]`` in data units.
         """
-        if horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        for name, count in (("horizon", horizon), ("num_samples", num_samples)):
+            if not is_count(count):
+                raise ValueError(f"{name} must be an integer >= 1, got {count!r}")
+        horizon, num_samples = int(horizon), int(num_samples)
         if feedback not in ("sample", "mean"):
             raise ValueError(f"feedback must be 'sample' or 'mean', got {feedback!r}")
         if not bool(self.normalizer.fitted):
@@ -303,7 +306,10 @@ class SequenceFlow(Fitting, Encoding, LaidOut):
         config, state, extra = checkpoint.read_all(path, CHECKPOINT_KIND, map_location)
         if "context_size" in config:  # written before the rename
             config["condition_size"] = config.pop("context_size")
-        model = cls(**config)
+        try:
+            model = cls(**config)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path} holds an invalid model configuration: {error}") from error
         checkpoint.load_state(model, state, path)
         restore_layout(model, extra.get("layout"))
         if map_location is not None:

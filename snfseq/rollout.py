@@ -359,7 +359,14 @@ class OnlineForecaster:
             The :class:`~snfseq.Forecast` of the next ``horizon`` frames.
         """
         model = self.model
-        tensor = torch.as_tensor(frame, dtype=torch.float32).reshape(-1, model.features)
+        tensor = torch.as_tensor(frame, dtype=torch.float32)
+        if tensor.dim() not in (1, 2) or tensor.shape[-1] != model.features:
+            shape = tuple(tensor.shape)
+            raise ValueError(
+                f"frame has {shape[-1] if shape else 0} features in shape {shape}; the model "
+                f"takes Tensor[B, {model.features}] (or [{model.features}])"
+            )
+        tensor = tensor.reshape(-1, model.features)
         new = as_windows(tensor.unsqueeze(1), "frame", model.features, 1).to(self.loc.device)
         if new.shape[0] != self.loc.shape[0]:
             raise ValueError(f"frame has {new.shape[0]} series, the stream {self.loc.shape[0]}")

@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["as_windows"]
+__all__ = ["as_windows", "is_count"]
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ def as_windows(x: Tensor | np.ndarray, name: str, features: int, min_frames: int
         min_frames: Fewest frames ``T`` accepted.
 
     Raises:
+        TypeError: For anything but real numbers (strings, objects, complex, bool).
         ValueError: For a wrong shape, too few frames, no series, or NaN/inf (naming where).
 
     Example:
@@ -39,8 +40,20 @@ def as_windows(x: Tensor | np.ndarray, name: str, features: int, min_frames: int
         Traceback (most recent call last):
         ...
         ValueError: context contains NaN or inf (first at series 0, frame 0, feature 1); ...
+        >>> as_windows(np.array([["a", "b"]]), "context", features=2, min_frames=1)
+        Traceback (most recent call last):
+        ...
+        TypeError: context must be a tensor or array of numbers, got ndarray of dtype <U1
     """
-    tensor = torch.as_tensor(x, dtype=torch.float32)
+    try:
+        tensor = torch.as_tensor(x)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(
+            f"{name} must be a tensor or array of numbers, got {_described(x)}"
+        ) from None
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+    tensor = tensor.to(torch.float32)
     if tensor.dim() == 2:
         tensor = tensor.unsqueeze(0)
     if tensor.dim() != 3:
@@ -63,3 +76,22 @@ def as_windows(x: Tensor | np.ndarray, name: str, features: int, min_frames: int
             f"feature {feature}); fill or drop missing frames first"
         )
     return tensor
+
+
+def is_count(value: object) -> bool:
+    """Whether ``value`` is a whole number >= 1, as a length or a count must be.
+
+    Example:
+        >>> is_count(3), is_count(3.0), is_count(2.5), is_count(float("nan")), is_count("3")
+        (True, True, False, False, False)
+    """
+    try:
+        return bool(float(value).is_integer() and value >= 1)  # type: ignore[arg-type,operator]
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def _described(x: object) -> str:
+    """What ``x`` is, for an error message: its type, and its dtype when it has one."""
+    dtype = getattr(x, "dtype", None)
+    return type(x).__name__ + ("" if dtype is None else f" of dtype {dtype}")

@@ -213,9 +213,9 @@ def test_bad_input_gets_clear_errors(trained_model, face_split) -> None:
         trained_model.forecast(context[:0], horizon=2)
     with pytest.raises(ValueError, match=r"must be Tensor\[B, T, D\]"):
         trained_model.forecast(context[0, 0], horizon=2)
-    with pytest.raises(ValueError, match="horizon must be >= 1"):
+    with pytest.raises(ValueError, match="horizon must be an integer >= 1"):
         trained_model.forecast(context, horizon=0)
-    with pytest.raises(ValueError, match="num_samples must be >= 1"):
+    with pytest.raises(ValueError, match="num_samples must be an integer >= 1"):
         trained_model.forecast(context, horizon=2, num_samples=0)
     with pytest.raises(RuntimeError, match="not trained"):
         SequenceFlow(features=20, hidden=8, layers=1, transforms=1, flow_hidden=(8,)).forecast(

@@ -28,6 +28,9 @@ SUFFIXES = (".npz", ".npy", ".nc", ".zarr")
 _VALUES_KEY = "keypoints"
 _META_KEY = "__meta__"
 _COORD_PREFIX = "coord:"
+# The first bytes of each file format: a zip archive, a NumPy array, classic or HDF5 netCDF.
+# Without them numpy would take a stray file for a pickle and say so.
+_MAGIC = {".npz": (b"PK",), ".npy": (b"\x93NUMPY",), ".nc": (b"CDF", b"\x89HDF")}
 
 
 def as_keypoints(keypoints: xr.DataArray | ArrayLike) -> xr.DataArray:
@@ -66,8 +69,8 @@ def as_keypoints(keypoints: xr.DataArray | ArrayLike) -> xr.DataArray:
                 "coord": labels,
             },
         )
-    if not np.issubdtype(result.dtype, np.number):
-        raise ValueError(f"keypoints must be numeric, got dtype {result.dtype}")
+    if not (np.issubdtype(result.dtype, np.integer) or np.issubdtype(result.dtype, np.floating)):
+        raise ValueError(f"keypoints must be real numbers, got dtype {result.dtype}")
     result = result.astype(np.float32)
     result.name = result.name or _VALUES_KEY
     return result
@@ -119,7 +122,7 @@ def _read_npz(path: Path) -> xr.DataArray:
         plain = [key for key in arrays if key != _META_KEY and not key.startswith(_COORD_PREFIX)]
         if len(plain) != 1:
             raise ValueError(
-                f"{path} holds arrays {sorted(plain)}; expected one named {_VALUES_KEY!r} "
+                f"it holds arrays {sorted(plain)}; expected one named {_VALUES_KEY!r} "
                 "or a single array"
             )
         values = arrays[plain[0]]
@@ -136,14 +139,14 @@ def _read_npz(path: Path) -> xr.DataArray:
     return as_keypoints(stored)
 
 
-def _pick_variable(dataset: xr.Dataset, path: Path) -> xr.DataArray:
+def _pick_variable(dataset: xr.Dataset) -> xr.DataArray:
     names = list(dataset.data_vars)
     if _VALUES_KEY in names:
         return dataset[_VALUES_KEY]
     if len(names) == 1:
         return dataset[names[0]]
     raise ValueError(
-        f"{path} holds variables {names}; expected one named {_VALUES_KEY!r} or a single one"
+        f"it holds variables {names}; expected one named {_VALUES_KEY!r} or a single one"
     )
 
 
@@ -162,7 +165,9 @@ def load_keypoints(path: str | os.PathLike[str]) -> xr.DataArray:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: Unknown suffix, or contents that are not one 3-D keypoint array.
+        ValueError: Unknown suffix, or a file that cannot be read (corrupt, truncated, of
+            another format) or does not hold one 3-D array of real numbers; the message
+            names the file.
 
     Example:
         >>> import tempfile
@@ -177,16 +182,36 @@ def load_keypoints(path: str | os.PathLike[str]) -> xr.DataArray:
     suffix = _suffix(file)
     if not file.exists():
         raise FileNotFoundError(f"keypoint file not found: {file}")
+    if suffix == ".zarr":
+        _require_zarr()
+    elif file.is_dir():
+        raise ValueError(f"cannot read keypoints from {file}: it is a directory")
+    try:
+        return _read(file, suffix)
+    except (ImportError, MemoryError):
+        raise
+    except Exception as error:
+        # numpy, zipfile, netCDF and zarr each fail on a damaged file in their own way; the
+        # user needs to know which file, and why, on one line.
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise ValueError(f"cannot read keypoints from {file}: {reason}") from error
+
+
+def _read(file: Path, suffix: str) -> xr.DataArray:
+    if suffix in _MAGIC:
+        with open(file, "rb") as handle:
+            head = handle.read(8)
+        if not head:
+            raise ValueError("the file is empty")
+        if not head.startswith(_MAGIC[suffix]):
+            raise ValueError(f"it is not a {suffix} file (its first bytes are {head[:4]!r})")
     if suffix == ".npz":
         return _read_npz(file)
     if suffix == ".npy":
         return as_keypoints(np.load(file, allow_pickle=False))
-    if suffix == ".nc":
-        with xr.open_dataset(file) as dataset:
-            return as_keypoints(_pick_variable(dataset, file).load())
-    _require_zarr()
-    with xr.open_dataset(file, engine="zarr") as dataset:
-        return as_keypoints(_pick_variable(dataset, file).load())
+    engine = "zarr" if suffix == ".zarr" else None
+    with xr.open_dataset(file, engine=engine) as dataset:
+        return as_keypoints(_pick_variable(dataset).load())
 
 
 def save_keypoints(keypoints: xr.DataArray | ArrayLike, path: str | os.PathLike[str]) -> Path:
@@ -221,8 +246,14 @@ def save_keypoints(keypoints: xr.DataArray | ArrayLike, path: str | os.PathLike[
         elif suffix == ".npy":
             with open(partial, "wb") as handle:
                 np.save(handle, data.values)
-        elif suffix == ".nc":
-            data.to_netcdf(partial)
         else:
-            data.to_dataset(name=_VALUES_KEY).to_zarr(partial, mode="w", zarr_format=2)
+            try:
+                if suffix == ".nc":
+                    data.to_netcdf(partial)
+                else:
+                    data.to_dataset(name=_VALUES_KEY).to_zarr(partial, mode="w", zarr_format=2)
+            except TypeError as error:  # xarray's word for an attribute the format cannot hold
+                raise ValueError(
+                    f"attributes of the keypoints cannot be saved to {suffix}: {error}"
+                ) from error
     return file

@@ -35,6 +35,13 @@ def _check_loc(loc: Tensor) -> Tensor:
     return loc
 
 
+def _matched(x: Tensor, loc: Tensor) -> Tensor:
+    """``x``, after checking that its points have as many features as ``loc``."""
+    if x.shape[-1:] != loc.shape[-1:] and loc.shape[-1] != 1:
+        raise ValueError(f"the points have {x.shape[-1]} features, loc has {loc.shape[-1]}")
+    return x
+
+
 class StandardNormal(Energy):
     """``0.5 * |x|^2``: the energy of ``N(0, I)`` without its normaliser.
 
@@ -77,12 +84,12 @@ class Gaussian(Energy):
     def __init__(self, loc: Tensor, scale: Tensor | float = 1.0, normalized: bool = False) -> None:
         self.loc = _check_loc(loc)
         self.scale = check_factor("scale", scale)
-        if isinstance(self.scale, float) and self.scale <= 0:
-            raise ValueError(f"scale must be positive, got {self.scale}")
+        if isinstance(self.scale, float) and not 0 < self.scale < math.inf:
+            raise ValueError(f"scale must be positive and finite, got {self.scale}")
         self.normalized = normalized
 
     def _standardize(self, x: Tensor) -> Tensor:
-        return (x - like(self.loc, x)) / like(self.scale, x)
+        return (_matched(x, self.loc) - like(self.loc, x)) / like(self.scale, x)
 
     def _log_normalizer(self, x: Tensor, standardized: Tensor) -> Tensor | float:
         scale = like(self.scale, x)

@@ -38,6 +38,7 @@ from snfseq.forecasting.inputs import History, LongFormat, check_length, prepare
 from snfseq.forecasting.persistence import fitted_state, restore_fitted
 from snfseq.forecasting.result import Prediction
 from snfseq.forecasting.scaling import Scaling, check_scaling, history_scale
+from snfseq.validation import is_count
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -88,8 +89,8 @@ class Forecaster:
             ("prediction_length", prediction_length),
             ("context_length", context_length),
         ):
-            if value is not None and (int(value) != value or value < 1):
-                raise ValueError(f"{label} must be an integer >= 1, got {value}")
+            if value is not None and not is_count(value):
+                raise ValueError(f"{label} must be an integer >= 1, got {value!r}")
         self.prediction_length = int(prediction_length)
         self.context_length = None if context_length is None else int(context_length)
         self.freq = freq
@@ -440,6 +441,8 @@ class Forecaster:
     ) -> Self:
         """Reads a checkpoint written by :meth:`save` (``torch.load(weights_only=True)``)."""
         params, state, extra = checkpoint.read_all(path, cls._kind(), map_location)
+        if not isinstance(extra.get("fitted"), dict):
+            raise ValueError(f"{path} is damaged: it lacks the fitted state of the forecaster")
         forecaster = cls(**params)
         restore_fitted(forecaster, state, extra["fitted"], path, map_location)
         return forecaster

@@ -50,9 +50,7 @@ class Transition(NamedTuple):
             unadjusted kernels too, where it drives step-size adaptation.
 
     Example:
-        >>> t = Transition(torch.zeros(2), torch.tensor(True), torch.tensor(0.5), torch.tensor(0.0))
-        >>> t.energy, t.grad is None
-        (tensor(0.5000), True)
+        >>> Transition(torch.zeros(2), torch.tensor(True), torch.tensor(0.5), torch.tensor(0.)).grad
     """
 
     z: Tensor
@@ -138,12 +136,13 @@ class Kernel(MCMCKernel, abc.ABC):
         if step_size is None:
             step_size = self.default_step_size
         if isinstance(step_size, Tensor):
-            if not step_size.is_floating_point() or not bool((step_size > 0).all()):
-                raise ValueError("step_size must be a positive floating-point tensor")
+            positive = step_size.is_floating_point() and bool((step_size > 0).all())
+            if not positive or not bool(step_size.isfinite().all()):
+                raise ValueError("step_size must be a positive, finite floating-point tensor")
             initial_step: Tensor | float = step_size.detach()
         elif isinstance(step_size, (int, float)) and not isinstance(step_size, bool):
-            if not step_size > 0:
-                raise ValueError(f"step_size must be positive, got {step_size}")
+            if not 0 < step_size < math.inf:
+                raise ValueError(f"step_size must be positive and finite, got {step_size}")
             initial_step = float(step_size)
         else:
             raise TypeError(f"step_size must be a float or a Tensor, got {type(step_size)}")

@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -105,11 +106,18 @@ class KeypointCodec:
         if bits is not None:
             step = 2.0**-bits
         step = 1 / 1024 if step is None else float(step)
-        positive = (step, bound, keyframe_scale, initial_scale, min_scale, adaptation)
-        if features < 1 or keyframe_interval < 1 or min(positive) <= 0 or adaptation > 1:
+        positive = [float(v) for v in (step, bound, keyframe_scale, initial_scale, min_scale)]
+        counts = (features, keyframe_interval)
+        if any(int(n) != n or n < 1 for n in counts) or not 0 < adaptation <= 1:
             raise ValueError(
-                "need features, keyframe_interval >= 1, 0 < adaptation <= 1 and the "
-                "scales, step and bound positive"
+                "need integer features, keyframe_interval >= 1 and 0 < adaptation <= 1"
+            )
+        # NaN passes no comparison, and an infinite step would leave no symbol to code.
+        if not all(math.isfinite(v) and v > 0 for v in positive):
+            raise ValueError(
+                f"need the scales, step and bound finite and positive, got step={step}, "
+                f"bound={bound}, keyframe_scale={keyframe_scale}, "
+                f"initial_scale={initial_scale}, min_scale={min_scale}"
             )
         self.features = int(features)
         self.step = step
@@ -120,6 +128,8 @@ class KeypointCodec:
         ref = np.zeros(features) if reference is None else np.asarray(reference, np.float64)
         if ref.shape != (features,):
             raise ValueError(f"reference must have shape ({features},), got {ref.shape}")
+        if not np.isfinite(ref).all():
+            raise ValueError("reference has NaN or infinite values")
         self.reference = ref / step
         self.keyframe_scale = keyframe_scale / step
         self.initial_scale = float(initial_scale)
@@ -343,7 +353,11 @@ class KeypointDecoder:
             DesyncError: If a predicted packet does not follow the last decoded frame (a
                 packet was lost, or no keyframe came yet); the decoder then waits for the next
                 keyframe.
-            ValueError: If the packet is empty or corrupt.
+            ValueError: If the packet is empty, or corrupt in a way the range coder notices.
+                Packets carry no checksum: most damaged payloads decode to wrong values
+                without an error, so the transport must drop damaged packets (UDP and RTP
+                checksums do), which then count as lost.
+            TypeError: If ``packet`` is not bytes.
 
         Example:
             >>> codec = KeypointCodec(2)
@@ -353,6 +367,9 @@ class KeypointDecoder:
             ...
             snfseq.motion.codec.DesyncError: predicted frame 1 reached a decoder without frame 0
         """
+        if not isinstance(packet, bytes | bytearray | memoryview):
+            raise TypeError(f"packet must be bytes, got {type(packet).__name__}")
+        packet = bytes(packet)
         if not packet:
             raise ValueError("empty packet")
         codec = self.codec

@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 __all__ = ["KERNELS", "Refinement", "RefinementResult"]
 
 from collections.abc import Callable, Sequence
@@ -144,8 +146,15 @@ class Refinement:
     def __post_init__(self) -> None:
         if self.kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {sorted(KERNELS)}, got {self.kernel!r}")
+        if not isinstance(self.steps, int):
+            raise ValueError(f"steps must be an integer, got {self.steps!r}")
         if self.steps < 0:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
+        sizes = [self.step_size] if isinstance(self.step_size, (int, float)) else self.step_size
+        if not all(0 < float(size) < math.inf for size in sizes):
+            raise ValueError(f"step_size must be positive and finite, got {self.step_size!r}")
+        if not isinstance(self.lam, str) and not all(math.isfinite(v) for v in self.lam):
+            raise ValueError(f"lam must hold finite values, got {self.lam!r}")
         if self.prior not in ("normal", "flow"):
             raise ValueError(f"prior must be 'normal' or 'flow', got {self.prior!r}")
         if not callable(self.target) and self.target not in ("gaussian", "paper"):
@@ -157,8 +166,8 @@ class Refinement:
             raise ValueError(
                 f"intermediate must be 'interpolate' or 'pullback', got {self.intermediate!r}"
             )
-        if self.target_scale <= 0:
-            raise ValueError(f"target_scale must be > 0, got {self.target_scale}")
+        if not 0 < self.target_scale < math.inf:
+            raise ValueError(f"target_scale must be > 0 and finite, got {self.target_scale}")
         if self.resample is not None and not 0 < self.resample <= 1:
             raise ValueError(f"resample must be a fraction in (0, 1] or None, got {self.resample}")
         if self.resampling not in ("systematic", "multinomial"):
