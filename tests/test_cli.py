@@ -14,7 +14,7 @@ from snfseq import SequenceFlow, data, transfer, version
 from snfseq.cli import main
 from snfseq.motion import read_video, write_video
 
-TINY = ["--epochs", "1", "--hidden", "8", "--layers", "1", "--transforms", "2"]
+TINY = ["--epochs", "1", "--hidden", "8", "--layers", "1", "--transforms", "2", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -115,11 +115,12 @@ def test_train_takes_a_layout_for_meshes_and_none_for_poses(trained, tmp_path, c
         walk, dims=("time", "keypoint", "coord"), coords={"part": ("keypoint", ["pose"] * 33)}
     )
     data.save_keypoints(pose, tmp_path / "pose.nc")
-    assert main(["train", str(tmp_path / "pose.nc"), "-o", str(model), *TINY]) == 0
+    assert main(["train", str(tmp_path / "pose.nc"), "-o", str(model), *TINY, "--force"]) == 0
     loaded = SequenceFlow.load(model)
     assert loaded.layout is None and loaded.features == 66  # 33 keypoints x (x, y)
     capsys.readouterr()
-    assert main(["train", str(tmp_path / "pose.nc"), "-o", str(model), "--layout", "mesh10"]) == 2
+    pose_file = str(tmp_path / "pose.nc")
+    assert main(["train", pose_file, "-o", str(model), "--layout", "mesh10", "--force"]) == 2
     assert "layout 'mesh10' reduces face meshes; got 33 pose keypoints" in capsys.readouterr().err
     assert (
         main(
@@ -248,7 +249,10 @@ def test_stream_writes_the_report_its_plots_and_a_table(
     assert "GRU-NF mean" in printed and "every 2 (" in printed and "kbit/s" in printed
     assert "wrote report.nc, quality_vs_delay.png" in printed
     one = ["--delays", "0", "--every", "1", "--losses", "0", "--start-frame", "30"]
-    assert main([*command[:5], *STREAM, *one]) == 0  # extracts the landmarks itself
+    assert main([*command[:5], *STREAM, *one]) == 2  # the report is there: not replaced
+    assert "is not empty; pass --force to replace it" in capsys.readouterr().err
+    command.append("--force")
+    assert main([*command[:5], *STREAM, *one, "--force"]) == 0  # extracts the landmarks itself
     assert xr.open_dataset(out / "report.nc").attrs["first_streamed_frame"] == 30
     capsys.readouterr()
     before = {p.name: p.read_bytes() for p in out.iterdir()}

