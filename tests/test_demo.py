@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -28,19 +29,7 @@ def _no_constant(name: str) -> None:
 
 
 def test_demo_runs_end_to_end_at_tiny_size(tmp_path) -> None:
-    config = DemoConfig(
-        epochs=2,
-        hidden=16,
-        layers=1,
-        transforms=2,
-        flow_hidden=(16,),
-        num_samples=10,
-        horizon=4,
-        render_frames=4,
-        render_samples=2,
-        stream_frames=10,
-        stream_delays=(0, 2),
-    )
+    config = dataclasses.replace(DemoConfig.quick(), epochs=2, layers=1)
     results = run_demo(tmp_path, config, progress=False)
     for name in OUTPUTS:
         assert (tmp_path / name).is_file(), name
