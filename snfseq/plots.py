@@ -224,7 +224,8 @@ def plot_acceptance(data: Any) -> Figure:
         pooled.quantile(q, dim="pooled").transpose("block", "draw").values
         for q in (0.25, 0.5, 0.75)
     )
-    labels = [str(b) for b in stats["block"].values]
+    blocks = stats["layer"] if "layer" in stats.coords else stats["block"]
+    labels = [f"after {b}" if "layer" in stats.coords else str(b) for b in blocks.values]
     if "lam" in stats.coords:
         labels = [f"{b}\nlam={lam:.2f}" for b, lam in zip(labels, stats["lam"].values, strict=True)]
 

@@ -154,7 +154,8 @@ def test_run_chains_layout_and_energies(model):
     posterior, sample_stats = tree["posterior"], tree["sample_stats"]
     assert posterior["y"].dims == ("chain", "draw", "block", "series", "feature")
     assert dict(posterior.sizes) == {"chain": 5, "draw": 7, "block": 2, "series": 3, "feature": 4}
-    assert posterior["block"].values.tolist() == [0, 2]
+    assert posterior["block"].values.tolist() == [0, 1]
+    assert posterior["layer"].values.tolist() == [0, 2]
     assert posterior["lam"].values.tolist() == [0.5, 1.0]
     for name in ("accepted", "energy", "step_size"):
         assert sample_stats[name].dims == ("chain", "draw", "block", "series")
@@ -298,6 +299,7 @@ def test_summary_table_and_printing(model):
     result = diagnostics.summary(tree)
     assert result.table.index.names == ["block", "series"] and len(result.table) == 3 * 2
     assert list(result.table.columns) == [
+        "layer",
         "lam",
         "r_hat_max",
         "ess_bulk_min",
@@ -358,3 +360,18 @@ def test_diagnostic_chains_of_a_model_with_covariates() -> None:
     )
     assert tree["posterior"]["y"].shape == other["posterior"]["y"].shape
     assert not np.allclose(tree["posterior"]["y"].values, other["posterior"]["y"].values)
+
+
+def test_blocks_on_one_layer_keep_distinct_labels(model):
+    """Annealing blocks on the base noise (``after=[-1] * 3``) stay three selectable blocks."""
+    flow_model, windows = model
+    refinement = Refinement(after=[-1, -1, -1], lam=[0.2, 0.6, 1.0], prior="flow")
+    tree = diagnostics.run_chains(
+        flow_model, windows[:2, :5], refinement, num_chains=3, num_draws=4, seed=0
+    )
+    posterior = tree["posterior"]
+    assert posterior["block"].values.tolist() == [0, 1, 2]
+    assert posterior["layer"].values.tolist() == [-1, -1, -1]
+    assert float(posterior["lam"].sel(block=2)) == 1.0
+    table = diagnostics.summary(tree).table
+    assert table.index.get_level_values("block").unique().tolist() == [0, 1, 2]

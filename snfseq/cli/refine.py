@@ -16,8 +16,8 @@ reads its root alone):
   time)`` when paths were resampled; ``forecast_mesh`` for a model with a face layout;
 * ``posterior``: ``y (chain, draw, block, time, feature)``, the states of the chains in the
   flow's standardised space (``chain`` is the sample, ``draw`` the transition of a block,
-  ``block`` the flow layer after which it runs, with its ``lam``; ``feature`` named
-  ``keypoint:coord``);
+  ``block`` the block's number, with its ``layer`` (after which it runs) and ``lam``;
+  ``feature`` named ``keypoint:coord``);
 * ``sample_stats``: ``accepted``, ``energy`` and ``step_size`` over the same dims less
   ``feature``, and the weights by chain.
 

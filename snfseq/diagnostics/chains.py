@@ -175,8 +175,8 @@ def run_chains(
 
     Returns:
         ``DataTree``: ``posterior["y"]`` with dims ``(chain, draw, block, series, feature)``
-        (``block`` labelled by the sampling step after which it runs, with a ``lam``
-        coordinate), ``sample_stats`` ``accepted``, ``energy`` (the block potential ``u_j``)
+        (``block`` numbered, with ``layer``, the sampling step after which it runs, and
+        ``lam`` as coordinates), ``sample_stats`` ``accepted``, ``energy`` (the block potential ``u_j``)
         and ``step_size`` with dims ``(chain, draw, block, series)``. The wall time of the
         whole run is ``posterior.attrs["sampling_time"]`` (seconds).
 

@@ -205,7 +205,9 @@ def _trace_tree(
         stats[name] = (["chain", *names, *extra], _numpy(values))
     sizes = dict(zip(stat_dims, energy.shape, strict=True))
     coords: dict[str, Any] = {name: np.arange(sizes[name]) for name in [*names, *time_dims]}
-    coords["block"] = np.asarray(trace.blocks)
+    # Blocks are numbered; `layer` says after which sampling step each ran (-1: on the base
+    # noise). A layer can hold several annealing blocks, so it cannot label them itself.
+    coords["block"] = np.arange(len(trace.blocks))
     coords["feature"] = _feature_coords(states.shape[-1], feature_names)
     return _tree(
         "y",
@@ -213,7 +215,7 @@ def _trace_tree(
         ["block", *names, *time_dims, "feature"],
         stats,
         coords,
-        block_coords={"lam": _numpy(trace.lam)},
+        block_coords={"layer": np.asarray(trace.blocks), "lam": _numpy(trace.lam)},
     )
 
 

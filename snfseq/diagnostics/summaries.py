@@ -187,8 +187,9 @@ def summary(data: Any, *, var_name: str | None = None) -> Summary:
             continue
         ess = kish_ess(torch.as_tensor(log_weights.values, dtype=torch.float64))
         table[column] = xr.DataArray(ess.numpy(), dims=log_weights.dims[1:])
-    if "lam" in values.coords and "block" in position_dims:
-        table = table.assign_coords(lam=("block", values.coords["lam"].values))
+    for name in ("layer", "lam"):  # the block's own columns
+        if name in values.coords and "block" in position_dims:
+            table = table.assign_coords({name: ("block", values.coords[name].values)})
     return Summary(
         table=_to_frame(table, position_dims),
         detail=_to_frame(detail, [*position_dims, *over]),
@@ -199,9 +200,10 @@ def summary(data: Any, *, var_name: str | None = None) -> Summary:
 
 
 def _to_frame(dataset: xr.Dataset, dims: Sequence[str]) -> pd.DataFrame:
-    """One row per combination of ``dims`` (one row when there are none), ``lam`` first."""
+    """One row per combination of ``dims`` (one row when there are none), ``layer`` and
+    ``lam`` first."""
     if not dims:
         return pd.DataFrame({k: [float(v)] for k, v in dataset.data_vars.items()})
     frame = dataset.to_dataframe(dim_order=list(dims))
-    leading = [c for c in ("lam",) if c in frame.columns]
+    leading = [c for c in ("layer", "lam") if c in frame.columns]
     return frame[leading + [c for c in frame.columns if c not in leading]]
