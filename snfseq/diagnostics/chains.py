@@ -176,9 +176,9 @@ def run_chains(
     Returns:
         ``DataTree``: ``posterior["y"]`` with dims ``(chain, draw, block, series, feature)``
         (``block`` numbered, with ``layer``, the sampling step after which it runs, and
-        ``lam`` as coordinates), ``sample_stats`` ``accepted``, ``energy`` (the block potential ``u_j``)
-        and ``step_size`` with dims ``(chain, draw, block, series)``. The wall time of the
-        whole run is ``posterior.attrs["sampling_time"]`` (seconds).
+        ``lam`` as coordinates), ``sample_stats`` ``accepted``, ``energy`` (the block
+        potential ``u_j``) and ``step_size`` with dims ``(chain, draw, block, series)``.
+        The wall time of the whole run is ``posterior.attrs["sampling_time"]`` (seconds).
 
     Example:
         >>> import torch
