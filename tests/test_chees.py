@@ -11,35 +11,11 @@ import pyro
 import pytest
 import torch
 from arviz_stats.base import array_stats
+from gaussian_targets import correlated_gaussian
 
-from snfseq.energy import Energy, Gaussian, Potential
+from snfseq.energy import Gaussian, Potential
 from snfseq.kernels import HMC, ChEESAdaptation, ChEESHMC
 from snfseq.kernels.chees import chees_gradient, halton
-
-
-class CorrelatedGaussian(Energy):
-    """``0.5 (x - mean)^T P (x - mean)`` with a closed-form gradient and exact draws."""
-
-    def __init__(self, scales, correlation):
-        scales = torch.tensor(scales)
-        dim = scales.shape[0]
-        corr = (1 - correlation) * torch.eye(dim) + correlation * torch.ones(dim, dim)
-        self.mean = torch.linspace(-1.0, 1.0, dim)
-        self.covariance = scales[:, None] * corr * scales[None, :]
-        self.precision = torch.linalg.inv(self.covariance)
-        self.cholesky = torch.linalg.cholesky(self.covariance)
-
-    def __call__(self, x):
-        diff = x - self.mean
-        return 0.5 * ((diff @ self.precision) * diff).sum(-1)
-
-    def _value_and_grad(self, x):
-        diff = x - self.mean
-        grad = diff @ self.precision
-        return 0.5 * (grad * diff).sum(-1), grad
-
-    def sample(self, n):
-        return self.mean + torch.randn(n, self.mean.shape[0]) @ self.cholesky.T
 
 
 def moment_errors(samples, mean, covariance):
@@ -69,7 +45,7 @@ TARGET_5D = dict(scales=[0.5, 1.0, 2.0, 1.0, 3.0], correlation=0.8)  # sd 0.24 t
 )
 def test_frozen_kernel_leaves_a_correlated_gaussian_invariant(target_args):
     torch.manual_seed(0)
-    target = CorrelatedGaussian(**target_args)
+    target = correlated_gaussian(**target_args)
     kernel = ChEESHMC(target, step_size=0.4, trajectory_length=4.0)  # no setup(): frozen
     samples = run_frozen(kernel, target)
     diagnostics = kernel.diagnostics()
@@ -84,7 +60,7 @@ def test_frozen_kernel_leaves_a_correlated_gaussian_invariant(target_args):
 
 def test_the_invariance_check_catches_a_missing_metropolis_correction():
     torch.manual_seed(0)
-    target = CorrelatedGaussian(**TARGET_5D)
+    target = correlated_gaussian(**TARGET_5D)
     kernel = ChEESHMC(target, step_size=0.4, trajectory_length=4.0, adjusted=False)
     samples = run_frozen(kernel, target)
     _, covariance_error = moment_errors(samples, target.mean, target.covariance)
